@@ -1,0 +1,23 @@
+# The README's two commands are `make demo` and `make test`; both set up .venv first.
+PY := .venv/bin/python
+export TRITON_INTERPRET ?= $(if $(shell command -v nvidia-smi 2>/dev/null),0,1)
+
+.PHONY: setup demo test lint format bench
+
+setup:
+	@bash scripts/setup.sh
+
+demo: setup
+	$(PY) -m kerneldisc discover vectoradd --steps 2
+
+test: setup
+	$(PY) -m ruff check kerneldisc tests benchmarks
+	$(PY) -m ruff format --check kerneldisc tests benchmarks
+	$(PY) -m pytest -q -ra
+
+lint: setup
+	$(PY) -m ruff check kerneldisc tests benchmarks
+
+format: setup
+	$(PY) -m ruff format kerneldisc tests benchmarks
+	$(PY) -m ruff check --fix kerneldisc tests benchmarks

@@ -1,0 +1,3 @@
+from kerneldisc.cli import main
+
+raise SystemExit(main())

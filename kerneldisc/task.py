@@ -1,0 +1,234 @@
+"""Load a task — a reference folder or a KernelBench-style file — into one `Task` object.
+
+A task folder holds `reference.py` (`generate_input(**spec)`, `ref_kernel(data)`, optional
+`check_implementation(data, output)`), `task.yml` and usually `submission.py`. GPU MODE's
+layout loads as it is: `reference.py` may import sibling modules (`utils.py`, `task.py`), and
+tests/benchmarks are lists of spec dicts. A single Python file defining `Model`,
+`get_inputs` and `get_init_inputs` is a KernelBench problem (see `kerneldisc.kernelbench`).
+
+Loading here only reads text (YAML, source); nothing from the task is executed in the
+calling process. Code runs in evaluator child processes through `import_reference`.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import sys
+import types
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kerneldisc.errors import TaskError
+
+REFERENCE_DIR = Path(__file__).resolve().parent.parent / "reference_kernels"
+RANKINGS = ("geom", "mean")
+
+
+@dataclass
+class Task:
+    """Everything the evaluator, prompts and reports need to know about one problem."""
+
+    name: str
+    kind: str  # "folder" | "kernelbench"
+    path: Path  # the folder, or the KernelBench file
+    description: str
+    reference_source: str
+    tests: list[dict[str, Any]]
+    benchmarks: list[dict[str, Any]]
+    ranking_by: str = "geom"
+    rtol: float = 1e-5
+    atol: float = 1e-8
+    cpu_tests: list[dict[str, Any]] = field(default_factory=list)
+    cpu_benchmarks: list[dict[str, Any]] = field(default_factory=list)
+    flops: str | None = None  # Python expression over the spec's keys
+    bytes: str | None = None  # Python expression over the spec's keys
+    baselines: dict[str, Any] = field(default_factory=dict)
+    language: str = "triton"  # what candidates are asked to write: triton | cuda | any
+    submission_path: Path | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # task.yml keys we do not interpret
+
+    def specs_for(self, device: str) -> tuple[list[dict], list[dict]]:
+        """(tests, benchmarks) for a device: CPU-sized ones on the CPU when the task has them."""
+        if device == "cpu":
+            return (self.cpu_tests or self.tests, self.cpu_benchmarks or self.benchmarks)
+        return self.tests, self.benchmarks
+
+    @property
+    def submission_source(self) -> str | None:
+        if self.submission_path is None or not self.submission_path.is_file():
+            return None
+        return self.submission_path.read_text()
+
+
+def resolve_task_path(name_or_path: str | Path) -> Path:
+    """A name under reference_kernels/, a task folder, or a KernelBench file."""
+    text = str(name_or_path)
+    candidate = Path(text).expanduser()
+    if candidate.exists():
+        return candidate.resolve()
+    if "/" not in text and (REFERENCE_DIR / text).is_dir():
+        return (REFERENCE_DIR / text).resolve()
+    known = ", ".join(list_reference_tasks()) or "none"
+    raise TaskError(f"task '{text}' not found: not a path and not a reference task (known: {known})")
+
+
+def list_reference_tasks() -> list[str]:
+    if not REFERENCE_DIR.is_dir():
+        return []
+    return sorted(p.name for p in REFERENCE_DIR.iterdir() if (p / "reference.py").is_file())
+
+
+def load_task(name_or_path: str | Path) -> Task:
+    path = resolve_task_path(name_or_path)
+    if path.is_file():
+        from kerneldisc.kernelbench import load_kernelbench_task
+
+        return load_kernelbench_task(path)
+    return _load_folder(path)
+
+
+def _load_folder(folder: Path) -> Task:
+    ref = folder / "reference.py"
+    yml = folder / "task.yml"
+    if not ref.is_file():
+        raise TaskError(f"{folder}: no reference.py (a task folder needs reference.py and task.yml)")
+    if not yml.is_file():
+        raise TaskError(f"{folder}: no task.yml (a task folder needs reference.py and task.yml)")
+    source = _read_text(ref)
+    _check_reference_defines(ref, source, ("generate_input", "ref_kernel"))
+    try:
+        meta = yaml.safe_load(_read_text(yml)) or {}
+    except yaml.YAMLError as exc:
+        raise TaskError(f"{yml}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(meta, dict):
+        raise TaskError(f"{yml}: expected a mapping at the top level, got {type(meta).__name__}")
+
+    tests = _spec_list(meta, "tests", yml, required=True)
+    benchmarks = _spec_list(meta, "benchmarks", yml, required=False) or tests
+    ranking = str(meta.get("ranking_by", "geom")).lower()
+    ranking = {"geometric": "geom", "geomean": "geom", "arithmetic": "mean"}.get(ranking, ranking)
+    if ranking not in RANKINGS:
+        raise TaskError(f"{yml}: ranking_by must be one of {', '.join(RANKINGS)}, got {ranking!r}")
+    tol = meta.get("tolerances") or {}
+    if not isinstance(tol, dict):
+        raise TaskError(f"{yml}: tolerances must be a mapping like {{rtol: 1e-3, atol: 1e-3}}")
+    submission = folder / "submission.py"
+    known = {
+        "description", "tests", "benchmarks", "ranking_by", "tolerances", "cpu_tests",
+        "cpu_benchmarks", "flops", "bytes", "baselines", "language", "name",
+    }  # fmt: skip
+    return Task(
+        name=str(meta.get("name") or folder.name),
+        kind="folder",
+        path=folder,
+        description=str(meta.get("description") or "").strip(),
+        reference_source=source,
+        tests=tests,
+        benchmarks=benchmarks,
+        ranking_by=ranking,
+        rtol=_number(tol.get("rtol", 1e-5), "tolerances.rtol", yml),
+        atol=_number(tol.get("atol", 1e-8), "tolerances.atol", yml),
+        cpu_tests=_spec_list(meta, "cpu_tests", yml, required=False),
+        cpu_benchmarks=_spec_list(meta, "cpu_benchmarks", yml, required=False),
+        flops=_optional_expr(meta, "flops", yml),
+        bytes=_optional_expr(meta, "bytes", yml),
+        baselines=meta.get("baselines") or {},
+        language=str(meta.get("language", "triton")),
+        submission_path=submission if submission.is_file() else None,
+        extra={k: v for k, v in meta.items() if k not in known},
+    )
+
+
+def import_reference(task: Task) -> types.ModuleType:
+    """Import a folder task's reference.py (run only inside evaluator processes).
+
+    The folder goes first on sys.path so GPU MODE's sibling imports (`from utils import ...`,
+    `from task import input_t`) resolve to the task's own files.
+    """
+    if task.kind != "folder":
+        raise TaskError(f"{task.path}: import_reference is for folder tasks")
+    folder = str(task.path)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    # A sibling named task.py must shadow any earlier `task` module for this import.
+    for shadow in ("task", "utils"):
+        mod = sys.modules.get(shadow)
+        if mod is not None and not str(getattr(mod, "__file__", "")).startswith(folder):
+            del sys.modules[shadow]
+    spec = importlib.util.spec_from_file_location(f"_kerneldisc_ref_{task.name}", task.path / "reference.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def spec_label(spec: dict[str, Any]) -> str:
+    return "; ".join(f"{k}: {v}" for k, v in spec.items())
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text()
+    except UnicodeDecodeError:
+        raise TaskError(f"{path}: not a UTF-8 text file") from None
+    except OSError as exc:
+        raise TaskError(f"{path}: cannot read ({exc.strerror})") from None
+
+
+def _check_reference_defines(path: Path, source: str, names: tuple[str, ...]) -> None:
+    try:
+        tree = ast.parse(source, filename=str(path))
+    except SyntaxError as exc:
+        raise TaskError(f"{path}:{exc.lineno}: syntax error: {exc.msg}") from None
+    defined = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            defined.add(node.name)
+        elif isinstance(node, ast.Assign):
+            defined.update(t.id for t in node.targets if isinstance(t, ast.Name))
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            defined.update((a.asname or a.name).split(".")[0] for a in node.names)
+    missing = [n for n in names if n not in defined]
+    if missing:
+        raise TaskError(f"{path}: must define {', '.join(missing)}")
+
+
+def _spec_list(meta: dict, key: str, yml: Path, required: bool) -> list[dict[str, Any]]:
+    value = meta.get(key)
+    if value is None:
+        if required:
+            raise TaskError(f"{yml}: missing '{key}' (a list of spec mappings)")
+        return []
+    if not isinstance(value, list) or not all(isinstance(s, dict) for s in value):
+        raise TaskError(f"{yml}: '{key}' must be a list of mappings like {{size: 1024, seed: 1}}")
+    if required and not value:
+        raise TaskError(f"{yml}: '{key}' is empty")
+    return [dict(s) for s in value]
+
+
+def _number(value: Any, key: str, yml: Path) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise TaskError(f"{yml}: {key} must be a number, got {value!r}") from None
+
+
+def _optional_expr(meta: dict, key: str, yml: Path) -> str | None:
+    value = meta.get(key)
+    if value is None:
+        return None
+    expr = str(value)
+    try:
+        ast.parse(expr, mode="eval")
+    except SyntaxError:
+        raise TaskError(f"{yml}: '{key}' must be a Python expression over the spec, got {expr!r}") from None
+    return expr
+
+
+def eval_spec_expr(expr: str, spec: dict[str, Any]) -> float:
+    """Evaluate a task's FLOP or byte expression for one spec (names are the spec's keys)."""
+    code = compile(ast.parse(expr, mode="eval"), "<task expr>", "eval")
+    return float(eval(code, {"__builtins__": {"min": min, "max": max}}, dict(spec)))

@@ -1,0 +1,30 @@
+"""Shared pytest set-up: the Triton interpreter on CPU machines, and the `gpu` mark."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+# Must be set before triton is imported anywhere in the test process.
+if not shutil.which("nvidia-smi"):
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import pytest
+
+
+def _has_cuda() -> bool:
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except Exception:
+        return False
+
+
+def pytest_collection_modifyitems(config, items):
+    if _has_cuda():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
