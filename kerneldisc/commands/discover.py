@@ -1,0 +1,94 @@
+"""`kerneldisc discover`: the main job — search and learn a faster kernel for one task."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from kerneldisc.config import POLICIES, load_config_file, make_config
+from kerneldisc.errors import ConfigError
+
+EPILOG = """\
+examples:
+  kerneldisc discover vectoradd --steps 2                  # CPU, embedded SmolLM2-135M
+  kerneldisc discover trimul --model Qwen/Qwen3-8B --policy vllm --steps 50 \\
+      --groups 8 --group-size 64 --gpus "sample=0;train=0;eval=1,2,3"
+  kerneldisc discover softmax --policy openai --no-train --config my.yml
+  kerneldisc discover --resume results/vectoradd/20261125-120000
+
+Flags override the YAML file given with --config; the effective settings are written to the
+run folder's config.yml. Every step is checkpointed: after a crash, kill or Ctrl-C,
+--resume DIR continues from the last finished step.
+"""
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "discover",
+        help="search and learn a faster kernel for a task (the main job)",
+        description="Run TTT-Discover on one task: sample kernels, evaluate, update the archive, train LoRA.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("task", nargs="?", help="reference task name, task folder, or KernelBench file")
+    p.add_argument("--model", help="Hugging Face id or local path (default: embedded SmolLM2-135M-Instruct)")
+    p.add_argument(
+        "--policy", choices=POLICIES, help="sampler: hf (transformers), vllm (GPU), openai (frozen)"
+    )
+    p.add_argument("--steps", type=int, help="number of steps (default 3)")
+    p.add_argument("--groups", type=int, help="G: start states (prompts) per step (default 2)")
+    p.add_argument("--group-size", type=int, dest="group_size", help="K: completions per prompt (default 4)")
+    p.add_argument("--device", help="auto | cpu | cuda | cuda:N (default auto)")
+    p.add_argument("--gpus", help='GPU roles: "0,1,2" or "sample=0;train=0;eval=1,2"')
+    p.add_argument("--out", help="run folder (default results/<task>/<timestamp>/)")
+    p.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last finished step")
+    p.add_argument("--no-train", dest="train", action="store_false", default=None,
+                   help="frozen weights: best-of-N with PUCT reuse at the same sample budget")  # fmt: skip
+    p.add_argument("--seed", type=int, help="seed for sampling and selection (default 0)")
+    p.add_argument("--config", help="YAML file of settings (any DiscoverConfig field)")
+    p.add_argument("--json", action="store_true", help="print the final summary.json to stdout")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from kerneldisc.loop import Interrupted, config_for_resume, run_discovery
+
+    overrides = {
+        k: getattr(args, k)
+        for k in (
+            "task",
+            "model",
+            "policy",
+            "steps",
+            "groups",
+            "group_size",
+            "device",
+            "gpus",
+            "out",
+            "train",
+            "seed",
+        )  # fmt: skip
+    }
+    echo = (lambda msg: print(msg, file=sys.stderr)) if args.json else print
+    if args.resume:
+        if args.config:
+            raise ConfigError("--resume uses the run's own config.yml; drop --config")
+        resume = Path(args.resume)
+        cfg = config_for_resume(resume, overrides)
+    else:
+        if not args.task:
+            raise ConfigError(
+                "give a TASK (a reference name such as vectoradd, a folder or a file) or --resume DIR"
+            )
+        file_values = load_config_file(args.config) if args.config else {}
+        cfg = make_config(file_values, overrides)
+        resume = None
+    try:
+        run_dir = run_discovery(cfg, resume=resume, echo=echo)
+    except Interrupted as exc:
+        print(f"kerneldisc discover: {exc}", file=sys.stderr)
+        return 130
+    if args.json:
+        print((run_dir / "summary.json").read_text().strip())
+    return 0

@@ -1,0 +1,152 @@
+"""The discovery run's configuration: defaults, a YAML file, then flags — later wins.
+
+Defaults follow TTT-Discover where the hardware allows (LoRA rank 32, lr 4e-5, adaptive
+entropic β, PUCT c = 1, top-2 children, archive of 1000). The sample budget (steps × groups ×
+group size) defaults to something a 2-core CPU finishes in minutes; `gpu_recipe()` gives the
+published-scale budget for a GPU node.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kerneldisc.errors import ConfigError
+
+POLICIES = ("hf", "vllm", "openai", "scripted")
+REWARDS = ("speedup", "inverse_runtime")
+
+
+@dataclass
+class DiscoverConfig:
+    task: str = ""
+    model: str | None = None  # None: the embedded SmolLM2-135M-Instruct
+    policy: str = "hf"
+    steps: int = 3
+    groups: int = 2  # G: start states per step, one prompt each
+    group_size: int = 4  # K: completions per prompt
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    gpus: str | None = None  # e.g. "sample=0,train=0,eval=1,2" or "0,1,2"
+    out: str | None = None
+    train: bool = True  # False: frozen weights (best-of-N with PUCT reuse)
+    seed: int = 0
+    # sampling
+    temperature: float = 1.0
+    max_new_tokens: int = 384
+    # learning (paper defaults)
+    lora_rank: int = 32
+    lr: float = 4e-5
+    kl_coef: float = 0.1
+    token_budget: int = 8192
+    beta: float | None = None  # None: adaptive (KL = ln 2)
+    advantage: str = "entropic"  # entropic | mean (ablation)
+    # search (paper defaults)
+    puct_c: float = 1.0
+    top_children: int = 2
+    max_archive: int = 1000
+    empty_root: bool = False
+    # evaluation
+    reward: str = "speedup"  # speedup | inverse_runtime (1000 / runtime_us)
+    eval_timeout_s: float = 120.0
+    eval_workers: int = 0  # 0: one per evaluation GPU, or 2 on the CPU
+    target_us: float | None = None  # the runtime the prompt asks for; default half the start
+    # openai policy
+    base_url: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    # scripted policy (tests, replays): a file of completions
+    script: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> DiscoverConfig:
+        if not self.task:
+            raise ConfigError("no task given (a reference task name, a task folder or a KernelBench file)")
+        if self.policy not in POLICIES:
+            raise ConfigError(f"policy must be one of {', '.join(POLICIES)}, got {self.policy!r}")
+        if self.reward not in REWARDS:
+            raise ConfigError(f"reward must be one of {', '.join(REWARDS)}, got {self.reward!r}")
+        if self.advantage not in ("entropic", "mean"):
+            raise ConfigError(f"advantage must be 'entropic' or 'mean', got {self.advantage!r}")
+        for name in ("steps", "groups", "group_size", "lora_rank", "max_new_tokens", "top_children"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.max_archive < 2:
+            raise ConfigError(f"max_archive must be at least 2, got {self.max_archive}")
+        if self.eval_timeout_s <= 0:
+            raise ConfigError(f"eval_timeout_s must be positive, got {self.eval_timeout_s}")
+        if self.temperature <= 0:
+            raise ConfigError(f"temperature must be positive, got {self.temperature}")
+        if self.policy == "openai" and self.train:
+            raise ConfigError("the openai policy has frozen weights: add --no-train")
+        if self.policy == "scripted" and not self.script:
+            raise ConfigError("the scripted policy needs a script file (config key 'script')")
+        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+            raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+FIELDS = {f.name for f in dataclasses.fields(DiscoverConfig)}
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {p} not found")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: expected a mapping of settings at the top level")
+    unknown = sorted(set(data) - FIELDS)
+    if unknown:
+        raise ConfigError(
+            f"{p}: unknown setting(s) {', '.join(unknown)} (known: {', '.join(sorted(FIELDS))})"
+        )
+    return data
+
+
+def make_config(
+    file_values: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None
+) -> DiscoverConfig:
+    """Defaults < config file < flags; `None` in overrides means "flag not given"."""
+    values: dict[str, Any] = {}
+    values.update(file_values or {})
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    unknown = sorted(set(values) - FIELDS)
+    if unknown:
+        raise ConfigError(f"unknown setting(s) {', '.join(unknown)}")
+    try:
+        cfg = DiscoverConfig(**values)
+    except TypeError as exc:
+        raise ConfigError(str(exc)) from None
+    return _coerce(cfg).validate()
+
+
+def _coerce(cfg: DiscoverConfig) -> DiscoverConfig:
+    """YAML may give strings where numbers are meant; say which key is wrong."""
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if value is None or f.name == "extra":
+            continue
+        kind = {"int": int, "float": float, "bool": bool}.get(str(f.type).replace(" | None", ""))
+        if kind is None:
+            continue
+        if kind is bool and not isinstance(value, bool):
+            raise ConfigError(f"setting '{f.name}' must be true or false, got {value!r}")
+        try:
+            setattr(cfg, f.name, kind(value))
+        except (TypeError, ValueError):
+            raise ConfigError(f"setting '{f.name}' must be a {kind.__name__}, got {value!r}") from None
+    return cfg
+
+
+def gpu_recipe() -> dict[str, Any]:
+    """The published-scale budget, for documentation and `--config` examples."""
+    return {"steps": 50, "groups": 8, "group_size": 64, "max_new_tokens": 16384, "policy": "vllm"}
