@@ -143,7 +143,8 @@ def _coerce(cfg: DiscoverConfig) -> DiscoverConfig:
         try:
             setattr(cfg, f.name, kind(value))
         except (TypeError, ValueError):
-            raise ConfigError(f"setting '{f.name}' must be a {kind.__name__}, got {value!r}") from None
+            what = "whole number" if kind is int else "number"
+            raise ConfigError(f"setting '{f.name}' must be a {what}, got {value!r}") from None
     return cfg
 
 

@@ -1,0 +1,101 @@
+"""The run folder's crash safety: a step is real only once its checkpoint is committed."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from kerneldisc.errors import ConfigError
+from kerneldisc.run_folder import RunFolder, read_jsonl
+
+
+def _commit(run: RunFolder, step: int, n_lines: int, adapter_text: str | None = None):
+    archive = run.root / "archive.json"
+    archive.write_text(json.dumps({"step": step}))
+    save = None
+    if adapter_text is not None:
+
+        def save(path):
+            path.mkdir()
+            (path / "weights.txt").write_text(adapter_text)
+
+    history = [{"step": step, "sample": i} for i in range(n_lines)]
+    return run.commit_step(
+        step,
+        archive,
+        history,
+        {"step": step},
+        {"steps_completed": step},
+        save_adapter=save,
+        best_code=f"# {step}",
+    )
+
+
+def test_commit_publishes_history_summary_archive_and_adapter(tmp_path):
+    run = RunFolder.create(tmp_path / "run", {"task": "x"})
+    _commit(run, 0, 1)
+    _commit(run, 1, 3, adapter_text="one")
+    assert [r["step"] for r in read_jsonl(run.root / "history.jsonl")] == [0, 1, 1, 1]
+    assert [r["step"] for r in read_jsonl(run.root / "steps.jsonl")] == [0, 1]
+    assert json.loads((run.root / "summary.json").read_text())["steps_completed"] == 1
+    assert json.loads((run.root / "archive.json").read_text()) == {"step": 1}
+    assert (run.root / "adapter" / "weights.txt").read_text() == "one"
+    assert (run.root / "best_kernel.py").read_text() == "# 1"
+    assert run.latest().step == 1
+
+
+def test_publish_after_unfinished_step_drops_its_lines_and_archive(tmp_path):
+    run = RunFolder.create(tmp_path / "run", {"task": "x"})
+    _commit(run, 0, 2)
+    _commit(run, 1, 2, adapter_text="one")
+    # An unfinished step 2 appended lines and rewrote the archive, then the process died.
+    with open(run.root / "history.jsonl", "a") as fh:
+        fh.write(json.dumps({"step": 2, "sample": 0}) + "\n")
+    (run.root / "archive.json").write_text(json.dumps({"step": 2}))
+    run.publish(run.latest())
+    assert [r["step"] for r in read_jsonl(run.root / "history.jsonl")] == [0, 0, 1, 1]
+    assert json.loads((run.root / "archive.json").read_text()) == {"step": 1}
+
+
+def test_rerun_step_after_crash_does_not_duplicate(tmp_path):
+    run = RunFolder.create(tmp_path / "run", {"task": "x"})
+    _commit(run, 0, 1)
+    _commit(run, 1, 2)
+    _commit(run, 2, 2)
+    # A crash between the checkpoint rename and LATEST: step 2 is redone and committed again.
+    (run.checkpoints / "LATEST").write_text("step-000001\n")
+    run.publish(run.latest())
+    _commit(run, 2, 2)
+    assert [r["step"] for r in read_jsonl(run.root / "history.jsonl")] == [0, 1, 1, 2, 2]
+
+
+def test_old_checkpoints_are_pruned_but_adapter_is_kept(tmp_path):
+    run = RunFolder.create(tmp_path / "run", {"task": "x"})
+    for step in range(5):
+        _commit(run, step, 1, adapter_text=str(step))
+    kept = sorted(p.name for p in run.checkpoints.glob("step-*"))
+    assert kept == ["step-000003", "step-000004"]
+    assert (run.root / "adapter" / "weights.txt").read_text() == "4"
+    assert os.path.islink(run.root / "adapter")
+
+
+def test_create_refuses_an_existing_run(tmp_path):
+    RunFolder.create(tmp_path / "run", {"task": "x"})
+    with pytest.raises(ConfigError, match="--resume"):
+        RunFolder.create(tmp_path / "run", {"task": "x"})
+
+
+def test_open_refuses_a_folder_that_is_not_a_run(tmp_path):
+    with pytest.raises(ConfigError, match="not a kerneldisc run folder"):
+        RunFolder.open(tmp_path)
+
+
+def test_candidates_are_content_addressed(tmp_path):
+    run = RunFolder.create(tmp_path / "run", {"task": "x"})
+    a = run.write_candidate("print(1)\n")
+    b = run.write_candidate("print(1)\n")
+    c = run.write_candidate("print(2)\n")
+    assert a == b and a != c
+    assert (run.root / a[1]).read_text() == "print(1)\n"
