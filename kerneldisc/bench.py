@@ -1,0 +1,585 @@
+"""Benchmark suites: a YAML file naming tasks and what to do with each, run entry by entry.
+
+An entry either evaluates candidate files (`eval`) or runs a discovery (`discover`). Entries
+run in order — one per GPU at a time when several GPUs are visible — and a failing entry is
+recorded and passed over, never the end of the suite. Each entry writes its folder under
+`<out>/entries/<name>/` with an `outcome.json` (status done|failed|running); `--resume`
+skips entries whose outcome is done. The schema is documented in docs/reports.md.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import re
+import shutil
+import subprocess
+import sys
+import time
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kerneldisc.errors import ConfigError, KerneldiscError
+from kerneldisc.run_folder import atomic_write_json
+from kerneldisc.task import REFERENCE_DIR, Task, load_task
+
+log = logging.getLogger(__name__)
+
+ACTIONS = ("eval", "discover")
+REPO_ROOT = REFERENCE_DIR.parent
+# What an `eval` item may name besides a file or folder of candidates.
+GENERATED = {"@reference": "eager reference", "@compile": "torch.compile"}
+SUBMISSION = "@submission"
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+@dataclass
+class Entry:
+    name: str
+    task: str  # reference task name, or an absolute path to a task folder / KernelBench file
+    action: str  # eval | discover
+    candidates: list[str] = field(default_factory=list)  # eval: absolute paths or @-labels
+    settings: dict[str, Any] = field(default_factory=dict)  # discover: DiscoverConfig fields
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.action == "eval":
+            return {"name": self.name, "task": self.task, "eval": self.candidates}
+        return {"name": self.name, "task": self.task, "discover": self.settings}
+
+
+@dataclass
+class Suite:
+    name: str
+    device: str
+    entries: list[Entry]
+    description: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved suite: variables substituted, paths absolute, defaults merged."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "device": self.device,
+            "entries": [e.to_dict() for e in self.entries],
+        }
+
+
+# --- loading --------------------------------------------------------------------------------
+
+
+def load_suite(path: str | Path, overrides: dict[str, str] | None = None) -> Suite:
+    """Read a suite file. `${var}` placeholders take, in order: `overrides` (the CLI's
+    `--set var=value`), the environment variable VAR (upper case), the suite's `vars:`."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"suite file {path} not found")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping with 'name' and 'entries'")
+    unknown = sorted(set(raw) - {"name", "description", "device", "vars", "defaults", "entries"})
+    if unknown:
+        raise ConfigError(
+            f"{path}: unknown key(s) {', '.join(unknown)} (known: name, description, device, vars, defaults, entries)"
+        )
+    variables = _variables(raw.get("vars") or {}, overrides or {}, path)
+    raw = _substitute(raw, variables, path)
+    defaults = raw.get("defaults") or {}
+    if not isinstance(defaults, dict):
+        raise ConfigError(f"{path}: 'defaults' must be a mapping of discover settings")
+    entries_raw = raw.get("entries")
+    if not isinstance(entries_raw, list) or not entries_raw:
+        raise ConfigError(f"{path}: 'entries' must be a non-empty list (each: task plus eval or discover)")
+    entries = [_entry(e, i, defaults, path) for i, e in enumerate(entries_raw)]
+    names = [e.name for e in entries]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ConfigError(f"{path}: entry names must be unique; give these a 'name': {', '.join(dupes)}")
+    device = str(raw.get("device") or "auto")
+    if not (device in ("auto", "cpu", "cuda") or device.startswith("cuda:")):
+        raise ConfigError(f"{path}: device must be auto, cpu or cuda, got {device!r}")
+    return Suite(
+        name=str(raw.get("name") or path.stem),
+        device=device,
+        entries=entries,
+        description=str(raw.get("description") or "").strip(),
+    )
+
+
+def _variables(declared: dict, overrides: dict[str, str], path: Path) -> dict[str, str | None]:
+    if not isinstance(declared, dict):
+        raise ConfigError(f"{path}: 'vars' must be a mapping of name to default value")
+    unknown = sorted(set(overrides) - set(declared))
+    if unknown:
+        raise ConfigError(
+            f"{path}: --set {unknown[0]}: the suite declares no such variable (vars: {', '.join(declared) or 'none'})"
+        )
+    values = {}
+    for name, default in declared.items():
+        value = overrides.get(name) or os.environ.get(str(name).upper())
+        values[str(name)] = value if value else (None if default is None else str(default))
+    return values
+
+
+def _substitute(value: Any, variables: dict[str, str | None], path: Path) -> Any:
+    if isinstance(value, dict):
+        return {k: (v if k == "vars" else _substitute(v, variables, path)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute(v, variables, path) for v in value]
+    if not isinstance(value, str):
+        return value
+
+    def one(match: re.Match) -> str:
+        name = match.group(1)
+        if name not in variables:
+            raise ConfigError(f"{path}: ${{{name}}} is used but not declared under 'vars'")
+        if variables[name] is None:
+            raise ConfigError(
+                f"{path}: variable '{name}' has no value: pass --set {name}=VALUE or set the "
+                f"environment variable {name.upper()}"
+            )
+        return variables[name]
+
+    return _VAR.sub(one, value)
+
+
+def _entry(raw: Any, index: int, defaults: dict, suite_path: Path) -> Entry:
+    where = f"{suite_path}: entries[{index}]"
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            f"{where}: expected a mapping with 'task' (or 'kernelbench') and 'eval' or 'discover'"
+        )
+    actions = [a for a in ACTIONS if a in raw]
+    if len(actions) != 1:
+        raise ConfigError(f"{where}: give exactly one of 'eval' (candidate files) or 'discover' (settings)")
+    action = actions[0]
+    if "kernelbench" in raw:
+        task = str(kernelbench_problem(raw["kernelbench"], where))
+    elif raw.get("task"):
+        task = _task_ref(str(raw["task"]), suite_path)
+    else:
+        raise ConfigError(f"{where}: missing 'task' (a reference task name, folder or KernelBench file)")
+    name = str(raw.get("name") or f"{Path(task).stem if '/' in task else task}-{action}")
+    if not re.fullmatch(r"[A-Za-z0-9_.+-]+", name):
+        raise ConfigError(
+            f"{where}: name {name!r} must use only letters, digits and . _ + - (it names a folder)"
+        )
+    if action == "eval":
+        items = raw["eval"]
+        items = [items] if isinstance(items, str) else items
+        if not isinstance(items, list) or not items:
+            raise ConfigError(
+                f"{where}: 'eval' must list candidate files, folders, @submission, @reference or @compile"
+            )
+        return Entry(
+            name, task, action, candidates=[_candidate_ref(str(i), suite_path, where) for i in items]
+        )
+    settings = raw["discover"] or {}
+    if not isinstance(settings, dict):
+        raise ConfigError(f"{where}: 'discover' must be a mapping of discover settings (may be empty: {{}})")
+    merged = {**defaults, **settings}
+    if merged.get("script"):
+        merged["script"] = str(_resolve_path(str(merged["script"]), suite_path))
+    return Entry(name, task, action, settings=merged)
+
+
+def kernelbench_problem(spec: Any, where: str) -> Path:
+    """`{root: ..., level: 1, problem: 19}` -> <root>/KernelBench/level1/19_*.py"""
+    if not isinstance(spec, dict) or not {"root", "level", "problem"} <= set(spec):
+        raise ConfigError(
+            f"{where}: 'kernelbench' needs root, level and problem, e.g. {{root: ${{kernelbench_root}}, level: 1, problem: 19}}"
+        )
+    root = Path(str(spec["root"])).expanduser()
+    if not root.is_dir():
+        raise ConfigError(
+            f"{where}: KernelBench checkout {root} not found (set kernelbench_root to the folder you cloned KernelBench into)"
+        )
+    level_dir = root / "KernelBench" / f"level{spec['level']}"
+    if not level_dir.is_dir():
+        level_dir = root / f"level{spec['level']}"  # a checkout's inner KernelBench/ folder given directly
+    matches = sorted(level_dir.glob(f"{spec['problem']}_*.py"))
+    if len(matches) != 1:
+        found = "none" if not matches else ", ".join(m.name for m in matches)
+        raise ConfigError(
+            f"{where}: expected one problem file {level_dir}/{spec['problem']}_*.py, found {found}"
+        )
+    return matches[0].resolve()
+
+
+def _task_ref(text: str, suite_path: Path) -> str:
+    """A bare name stays a reference task name; anything else is a path made absolute."""
+    if "/" not in text and not text.endswith(".py"):
+        return text
+    return str(_resolve_path(text, suite_path))
+
+
+def _candidate_ref(text: str, suite_path: Path, where: str) -> str:
+    if text.startswith("@"):
+        if text not in GENERATED and text != SUBMISSION:
+            raise ConfigError(
+                f"{where}: unknown eval item {text!r} (known: @submission, @reference, @compile)"
+            )
+        return text
+    return str(_resolve_path(text, suite_path))
+
+
+def _resolve_path(text: str, suite_path: Path) -> Path:
+    """Relative paths are tried against the suite file's folder, then the repository."""
+    path = Path(text).expanduser()
+    if path.is_absolute():
+        return path
+    for base in (suite_path.resolve().parent, REPO_ROOT):
+        if (base / path).exists():
+            return (base / path).resolve()
+    return (suite_path.resolve().parent / path).resolve()
+
+
+# --- running --------------------------------------------------------------------------------
+
+
+@dataclass
+class SuiteResult:
+    out_dir: Path
+    outcomes: list[dict[str, Any]]
+
+    @property
+    def failed(self) -> list[dict[str, Any]]:
+        return [o for o in self.outcomes if o.get("status") != "done"]
+
+
+def default_out_dir(suite: Suite) -> Path:
+    return Path("bench_runs") / suite.name / datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+def run_suite(
+    suite: Suite, out_dir: Path, resume: bool = False, gpus: list[str] | None = None, echo=print
+) -> SuiteResult:
+    """Run every entry not already done; `gpus` (default: those visible) run entries in
+    parallel, one per GPU, each in its own process with CUDA_VISIBLE_DEVICES set."""
+    out_dir = Path(out_dir)
+    if not resume and out_dir.exists() and any(out_dir.iterdir()):
+        raise ConfigError(
+            f"{out_dir} exists and is not empty; pass --resume to continue it or choose another --out"
+        )
+    if resume and not (out_dir / "suite.yml").is_file():
+        raise ConfigError(f"--resume: {out_dir} holds no suite.yml (not a bench output folder)")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(suite.device)
+    (out_dir / "suite.yml").write_text(yaml.safe_dump(suite.to_dict(), sort_keys=False))
+    _record_ceilings(out_dir, device)
+    todo = []
+    for entry in suite.entries:
+        outcome = read_outcome(out_dir, entry.name)
+        if resume and outcome is not None and outcome.get("status") == "done":
+            echo(f"{entry.name}: done earlier, skipped")
+            continue
+        todo.append(entry)
+    gpus = visible_gpus() if gpus is None and device.startswith("cuda") else (gpus or [])
+    if len(gpus) > 1:
+        _run_parallel(todo, out_dir, device, gpus, echo)
+    else:
+        for entry in todo:
+            outcome = run_entry(entry, out_dir, device, echo)
+            echo(_outcome_line(outcome))
+    outcomes = [read_outcome(out_dir, e.name) or {"name": e.name, "status": "failed"} for e in suite.entries]
+    return SuiteResult(out_dir, outcomes)
+
+
+def resolve_device(device: str) -> str:
+    if device != "auto":
+        return device
+    return "cuda" if visible_gpus() else "cpu"
+
+
+def visible_gpus() -> list[str]:
+    """GPU ids this process may use, read without initialising CUDA in the parent."""
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if env is not None:
+        return [g for g in env.split(",") if g.strip() and g.strip() != "-1"]
+    if not shutil.which("nvidia-smi"):
+        return []
+    try:
+        listing = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return [str(i) for i, line in enumerate(listing.splitlines()) if line.startswith("GPU ")]
+
+
+def run_entry(entry: Entry, out_dir: Path, device: str, echo=print) -> dict[str, Any]:
+    """Run one entry in this process; whatever goes wrong is written down as its outcome."""
+    entry_dir = out_dir / "entries" / entry.name
+    entry_dir.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    outcome: dict[str, Any] = {
+        "name": entry.name, "task": entry.task, "action": entry.action, "device": device,
+        "status": "running", "error": None, "started_at": _now(),
+    }  # fmt: skip
+    write_outcome(entry_dir, outcome)
+    echo(f"{entry.name}: {entry.action} {entry.task} on {device} ...")
+    try:
+        task = load_task(entry.task)
+        outcome["task"] = task.name
+        outcome["task_path"] = str(task.path)
+        if entry.action == "eval":
+            errors = _run_eval(entry, task, entry_dir, device, outcome)
+        else:
+            errors = _run_discover(entry, task, entry_dir, device, outcome, echo)
+        outcome["status"] = "failed" if errors else "done"
+        outcome["error"] = "; ".join(errors) or None
+    except KerneldiscError as exc:
+        outcome.update(status="failed", error=str(exc))
+    except Exception as exc:  # an entry's crash is its own outcome, never the suite's end
+        log.debug("entry %s crashed", entry.name, exc_info=True)
+        outcome.update(status="failed", error=f"{type(exc).__name__}: {exc}")
+        (entry_dir / "traceback.txt").write_text(traceback.format_exc())
+    outcome["finished_at"] = _now()
+    outcome["seconds"] = round(time.time() - started, 2)
+    write_outcome(entry_dir, outcome)
+    return outcome
+
+
+def _run_eval(entry: Entry, task: Task, entry_dir: Path, device: str, outcome: dict) -> list[str]:
+    """Evaluate every named candidate against one reference timing, so all numbers of the
+    entry come from the same run and protocol."""
+    from kerneldisc.evaluate import EvalConfig, evaluate, measure_reference
+
+    cfg = EvalConfig(device=device)
+    reference = measure_reference(task, cfg)
+    atomic_write_json(entry_dir / "reference.json", reference.to_dict())
+    (entry_dir / "verdicts").mkdir(exist_ok=True)
+    errors, records = [], []
+    for label, role, path in _expand_candidates(entry, task, entry_dir, errors):
+        verdict = evaluate(task, path.read_text(), cfg, reference=reference).to_dict()
+        verdict_file = f"verdicts/{_slug(label, [r['verdict_file'] for r in records])}.json"
+        atomic_write_json(entry_dir / verdict_file, verdict)
+        records.append(
+            {
+                "label": label,
+                "role": role,
+                "candidate": str(path),
+                "verdict_file": verdict_file,
+                "status": verdict.get("status"),
+                "runtime_us": verdict.get("runtime_us"),
+                "speedup": verdict.get("speedup"),
+            }  # fmt: skip
+        )
+        outcome["verdicts"] = records
+        write_outcome(entry_dir, outcome)
+    outcome["verdicts"] = records
+    return errors
+
+
+def _expand_candidates(entry: Entry, task: Task, entry_dir: Path, errors: list[str]):
+    """(label, role, file) for each eval item; a missing file is an error of the entry, the
+    other items still run."""
+    from kerneldisc.report.sources import ROLE_CANDIDATE, ROLE_SUBMISSION
+
+    for item in entry.candidates:
+        if item in GENERATED:
+            yield item, GENERATED[item], write_generated_candidate(task, item, entry_dir / "candidates")
+        elif item == SUBMISSION:
+            if task.submission_path is None:
+                errors.append(f"@submission: task {task.name} has no submission.py")
+                continue
+            yield item, ROLE_SUBMISSION, task.submission_path
+        elif Path(item).is_dir():
+            files = sorted(Path(item).glob("*.py"))
+            if not files:
+                errors.append(f"{item}: folder holds no .py candidates")
+            for f in files:
+                yield str(f), ROLE_CANDIDATE, f
+        elif Path(item).is_file():
+            yield item, ROLE_CANDIDATE, Path(item)
+        else:
+            errors.append(f"{item}: candidate file not found")
+
+
+def write_generated_candidate(task: Task, item: str, folder: Path) -> Path:
+    """A candidate that runs the task's own reference, eagerly or through torch.compile, so the
+    evaluator times it exactly like any other kernel."""
+    folder.mkdir(parents=True, exist_ok=True)
+    compiled = item == "@compile"
+    if task.kind == "kernelbench":
+        module, home = task.path, task.path.parent
+        body = _KERNELBENCH_COMPILE if compiled else _KERNELBENCH_EAGER
+    else:
+        module, home = task.path / "reference.py", task.path
+        body = _FOLDER_COMPILE if compiled else _FOLDER_EAGER
+    what = "through torch.compile" if compiled else "eager"
+    source = (
+        f'"""{task.name}: the task\'s own reference, {what}, as a candidate (kerneldisc bench)."""\n\n'
+        + _LOADER.format(folder=repr(str(home)), module=repr(str(module)))
+        + body
+    )
+    path = folder / ("torch_compile_reference.py" if compiled else "eager_reference.py")
+    path.write_text(source)
+    return path
+
+
+_LOADER = """import importlib.util
+import sys
+
+import torch
+
+sys.path.insert(0, {folder})  # the task's sibling modules (utils.py, task.py) import by name
+_spec = importlib.util.spec_from_file_location("_kerneldisc_bench_reference", {module})
+_reference = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_reference)
+"""
+_FOLDER_EAGER = "\ncustom_kernel = _reference.ref_kernel\n"
+_FOLDER_COMPILE = "\ncustom_kernel = torch.compile(_reference.ref_kernel)\n"
+_KERNELBENCH_EAGER = "\nModelNew = _reference.Model\n"
+_KERNELBENCH_COMPILE = """
+
+class ModelNew(_reference.Model):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._compiled_forward = torch.compile(super().forward)
+
+    def forward(self, *args):
+        return self._compiled_forward(*args)
+"""
+
+
+def _run_discover(entry: Entry, task: Task, entry_dir: Path, device: str, outcome: dict, echo) -> list[str]:
+    from kerneldisc.config import make_config
+    from kerneldisc.loop import config_for_resume, run_discovery
+
+    run_dir = entry_dir / "run"
+    outcome["run"] = "run"
+    write_outcome(entry_dir, outcome)
+    settings = {**entry.settings, "task": str(task.path), "out": str(run_dir)}
+    settings.setdefault("device", device)
+    log_file = entry_dir / "log.txt"
+
+    def entry_echo(message: str) -> None:
+        with open(log_file, "a") as fh:
+            fh.write(message + "\n")
+        echo(f"{entry.name}: {message}")
+
+    if (run_dir / "config.yml").is_file():
+        cfg = config_for_resume(run_dir, {"steps": settings.get("steps")})
+        run_discovery(cfg, resume=run_dir, echo=entry_echo)
+    else:
+        run_discovery(make_config(settings), echo=entry_echo)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    outcome["best_runtime_us"] = summary.get("best_runtime_us")
+    outcome["best_speedup"] = summary.get("best_speedup")
+    return []
+
+
+def _run_parallel(entries: list[Entry], out_dir: Path, device: str, gpus: list[str], echo) -> None:
+    free: queue.Queue[str] = queue.Queue()
+    for g in gpus:
+        free.put(g)
+
+    def one(entry: Entry) -> None:
+        gpu = free.get()
+        try:
+            outcome = _run_in_child(entry, out_dir, device, gpu)
+            echo(_outcome_line(outcome) + f" [GPU {gpu}]")
+        finally:
+            free.put(gpu)
+
+    with ThreadPoolExecutor(max_workers=len(gpus), thread_name_prefix="kerneldisc-bench") as pool:
+        list(pool.map(one, entries))
+
+
+def _run_in_child(entry: Entry, out_dir: Path, device: str, gpu: str) -> dict[str, Any]:
+    """One entry in its own process that sees only `gpu`; if the child dies without writing
+    its outcome, the parent writes a failed one with the end of its output."""
+    entry_dir = out_dir / "entries" / entry.name
+    entry_dir.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": gpu}
+    child_device = "cuda" if device.startswith("cuda") else device
+    cmd = [sys.executable, "-m", "kerneldisc.bench", str(out_dir), entry.name, child_device]
+    with open(entry_dir / "child.log", "w") as log_fh:
+        rc = subprocess.run(cmd, env=env, stdout=log_fh, stderr=subprocess.STDOUT).returncode
+    outcome = read_outcome(out_dir, entry.name)
+    if outcome is None or outcome.get("status") == "running":
+        tail = (entry_dir / "child.log").read_text()[-2000:].strip().splitlines()[-1:] or ["no output"]
+        outcome = {
+            **(outcome or {"name": entry.name, "task": entry.task, "action": entry.action}),
+            "status": "failed", "error": f"entry process exited with status {rc}: {tail[0]}",
+            "finished_at": _now(),
+        }  # fmt: skip
+        write_outcome(entry_dir, outcome)
+    return outcome
+
+
+# --- outcomes -------------------------------------------------------------------------------
+
+
+def write_outcome(entry_dir: Path, outcome: dict[str, Any]) -> None:
+    atomic_write_json(entry_dir / "outcome.json", outcome)
+
+
+def read_outcome(out_dir: Path, name: str) -> dict[str, Any] | None:
+    path = Path(out_dir) / "entries" / name / "outcome.json"
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return None  # written atomically, so only a foreign edit gets here: run it again
+
+
+def _record_ceilings(out_dir: Path, device: str) -> None:
+    """Measure (or take from the cache) this device's roofline ceilings once, and keep a copy
+    with the results so a report built elsewhere still has them."""
+    from dataclasses import asdict
+
+    from kerneldisc.report.ceilings import get_ceilings
+
+    try:
+        ceilings = get_ceilings("cuda:0" if device.startswith("cuda") else "cpu")
+    except Exception as exc:  # a report without speed-of-light figures beats no benchmark at all
+        log.warning("could not measure device ceilings: %s", exc)
+        return
+    atomic_write_json(out_dir / "ceilings.json", {ceilings.device_name: asdict(ceilings)})
+
+
+def _outcome_line(outcome: dict[str, Any]) -> str:
+    status = outcome.get("status")
+    detail = f": {outcome.get('error')}" if outcome.get("error") else ""
+    return f"{outcome.get('name')}: {status} in {outcome.get('seconds', 0):.1f} s{detail}"
+
+
+def _slug(label: str, taken: list[str]) -> str:
+    base = (
+        re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(label).stem if not label.startswith("@") else label[1:])
+        or "candidate"
+    )
+    slug, n = base, 1
+    while f"verdicts/{slug}.json" in taken:
+        n += 1
+        slug = f"{base}-{n}"
+    return slug
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _child_main(argv: list[str]) -> int:
+    """`python -m kerneldisc.bench OUT_DIR ENTRY DEVICE`: one entry of a suite being run in
+    parallel, read from the resolved suite.yml the parent wrote."""
+    out_dir, name, device = Path(argv[0]), argv[1], argv[2]
+    suite = load_suite(out_dir / "suite.yml")
+    entry = next(e for e in suite.entries if e.name == name)
+    outcome = run_entry(entry, out_dir, device)
+    return 0 if outcome["status"] == "done" else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(_child_main(sys.argv[1:]))

@@ -1,0 +1,73 @@
+"""Plots of one discovery run's progress, drawn with matplotlib's Agg backend into PNG files."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on servers and in CI; must precede pyplot
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+_DPI = 110
+
+
+def plot_progress(steps: pd.DataFrame, path: Path) -> Path:
+    """Best runtime (lower is better) and best speedup over the reference against step."""
+    fig, (ax_rt, ax_sp) = plt.subplots(1, 2, figsize=(10, 3.6))
+    _line(ax_rt, steps, "best_runtime_us", "best runtime (µs)", "tab:blue")
+    _line(ax_sp, steps, "best_speedup", "best speedup over reference", "tab:green")
+    return _save(fig, path)
+
+
+def plot_rewards(steps: pd.DataFrame, path: Path) -> Path:
+    """The spread of rewards in each step (box per step) and the fraction of correct candidates."""
+    fig, ax = plt.subplots(figsize=(10, 3.6))
+    rewards = steps["rewards"] if "rewards" in steps.columns else pd.Series([[]] * len(steps))
+    positions = list(steps["step"]) if "step" in steps.columns else list(range(len(steps)))
+    data = [[float(r) for r in rs] if isinstance(rs, list) and rs else [math.nan] for rs in rewards]
+    if data:
+        ax.boxplot(data, positions=positions, widths=0.6, manage_ticks=False)
+    ax.set_xlabel("step")
+    ax.set_ylabel("reward")
+    ax.grid(alpha=0.3)
+    if "correct_fraction" in steps.columns:
+        twin = ax.twinx()
+        twin.plot(positions, steps["correct_fraction"], "o-", color="tab:orange", label="correct fraction")
+        twin.set_ylim(0, 1.05)
+        twin.set_ylabel("correct fraction", color="tab:orange")
+    ax.set_title("reward distribution and correct fraction per step")
+    return _save(fig, path)
+
+
+def plot_learning(steps: pd.DataFrame, path: Path) -> Path:
+    """β of the entropic advantages and the policy loss per step (absent when training was off)."""
+    fig, (ax_beta, ax_loss) = plt.subplots(1, 2, figsize=(10, 3.6))
+    _line(ax_beta, steps, "mean_beta", "mean β", "tab:purple")
+    if "mean_beta" in steps.columns and (pd.to_numeric(steps["mean_beta"], errors="coerce") > 0).any():
+        ax_beta.set_yscale("log")  # adaptive β spans orders of magnitude when rewards tie
+    _line(ax_loss, steps, "loss", "loss", "tab:red")
+    return _save(fig, path)
+
+
+def _line(ax, steps: pd.DataFrame, column: str, label: str, color: str) -> None:
+    ax.set_xlabel("step")
+    ax.set_title(label)
+    ax.grid(alpha=0.3)
+    values = (
+        pd.to_numeric(steps[column], errors="coerce") if column in steps.columns else pd.Series(dtype=float)
+    )
+    if values.notna().any():
+        ax.plot(steps["step"], values, "o-", color=color)
+    else:
+        ax.text(0.5, 0.5, "not recorded in this run", ha="center", va="center", transform=ax.transAxes)
+
+
+def _save(fig, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=_DPI, format="png")
+    plt.close(fig)
+    return path
