@@ -1,0 +1,396 @@
+"""The archive: every kept kernel as a state in a tree, with PUCT statistics and a file on disk.
+
+Roots are the task's starting submission (evaluated, so its real runtime is known) and,
+optionally, an empty root (no code yet: its prompt starts from the task's skeleton). Each step
+the loop `select`s start states, samples and evaluates rollouts from them, and hands the
+results to `record_rollouts`. Every rollout, failed or not, is one expansion: n += 1 for the
+parent and each ancestor, T += 1. Only correct rollouts (status "ok") become child states;
+evaluating the roots is not an expansion.
+
+The empty root has no reward. For Q and the rank prior it is valued at the lowest reward of
+any real state (roots included; 0 while there is none) and ranked below every real state of
+equal value, so it never outranks a real kernel — the published search valued it at 0, above every
+negative real value, and kept choosing it.
+
+Children are deduplicated archive-wide by normalised code (comments, trailing whitespace and
+blank lines removed); a parent keeps its best `top_children` children, and the archive at most
+`max_size` states, evicting the lowest-reward leaves first. Roots, states with children (so
+lineages stay whole) and the best kernel are never evicted, nor the start states of the step in
+progress (their rollouts are still to be recorded). The file is rewritten atomically after every change (`save`), and
+`Archive.load` restores n, T, Q and every state exactly.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import numbers
+import os
+import tempfile
+import tokenize
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from kerneldisc.errors import ConfigError
+from kerneldisc.search.puct import puct_score, rank_prior, reward_scale, select_diverse
+
+FORMAT_VERSION = 1
+OK = "ok"
+
+
+@dataclass
+class State:
+    """One kernel in the archive (or the empty root) with its search statistics."""
+
+    id: str
+    code: str
+    reward: float | None  # None only for the empty root
+    runtime_us: float | None
+    status: str  # the evaluator's verdict status: ok | compile_error | incorrect | ...
+    message: str  # the verdict's one-line summary
+    parent: str | None
+    step: int  # the step whose rollout produced it; -1 for roots
+    is_root: bool = False
+    n: int = 0  # expansions of this state and of every state below it
+    children: list[str] = field(default_factory=list)
+    best_child_reward: float | None = None  # Q once a child exists; kept when children are evicted
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_empty_root(self) -> bool:
+        return self.is_root and self.reward is None
+
+    @property
+    def correct(self) -> bool:
+        return self.status == OK and self.reward is not None
+
+
+@dataclass
+class Rollout:
+    """One evaluated sample: what `record_rollouts` needs from a verdict."""
+
+    code: str
+    reward: float
+    runtime_us: float | None
+    status: str
+    message: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Archive:
+    """States, their tree and PUCT statistics, persisted to one JSON file."""
+
+    def __init__(
+        self, path: Path | None, c: float = 1.0, top_children: int = 2, max_size: int = 1000
+    ) -> None:
+        if top_children < 1:
+            raise ConfigError(f"archive top_children must be ≥ 1, got {top_children}")
+        if max_size < 1:
+            raise ConfigError(f"archive max_size must be ≥ 1, got {max_size}")
+        self.path = path
+        self.c = float(c)
+        self.top_children = int(top_children)
+        self.max_size = int(max_size)
+        self.total_expansions = 0  # T
+        self.states: dict[str, State] = {}  # creation order: breaks score ties
+        self.pending: list[str] = []  # start states selected and not yet recorded
+        self._next_seq = 0
+        self._normalised: dict[str, str] = {}  # normalised code -> state id
+
+    # -- construction and persistence ------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls, path: str | Path | None, c: float = 1.0, top_children: int = 2, max_size: int = 1000
+    ) -> Archive:
+        """A new, empty archive saved at `path` (None keeps it in memory only)."""
+        target = Path(path) if path is not None else None
+        if target is not None and target.exists():
+            raise ConfigError(f"{target}: an archive already exists there; use Archive.load to resume it")
+        archive = cls(target, c=c, top_children=top_children, max_size=max_size)
+        archive.save()
+        return archive
+
+    @classmethod
+    def load(cls, path: str | Path) -> Archive:
+        target = Path(path)
+        try:
+            data = json.loads(target.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"{target}: no archive file (expected archive.json of a run)") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"{target}: not a readable archive file ({exc})") from None
+        if not isinstance(data, dict) or data.get("version") != FORMAT_VERSION:
+            found = data.get("version") if isinstance(data, dict) else type(data).__name__
+            raise ConfigError(f"{target}: archive format version {found!r}, expected {FORMAT_VERSION}")
+        try:
+            archive = cls(target, c=data["c"], top_children=data["top_children"], max_size=data["max_size"])
+            archive.total_expansions = int(data["total_expansions"])
+            archive._next_seq = int(data["next_seq"])
+            archive.pending = [str(s) for s in data["pending"]]
+            names = {f.name for f in fields(State)}
+            for raw in data["states"]:
+                state = State(**{k: v for k, v in raw.items() if k in names})
+                archive.states[state.id] = state
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"{target}: archive file is missing or has a malformed field ({exc})") from None
+        for state in archive.states.values():
+            if state.parent is not None and state.parent not in archive.states:
+                raise ConfigError(f"{target}: state {state.id} names parent {state.parent}, which is absent")
+            if not state.is_empty_root:
+                archive._normalised.setdefault(normalise_code(state.code), state.id)
+        return archive
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": FORMAT_VERSION,
+            "c": self.c,
+            "top_children": self.top_children,
+            "max_size": self.max_size,
+            "total_expansions": self.total_expansions,
+            "next_seq": self._next_seq,
+            "pending": list(self.pending),
+            "states": [asdict(s) for s in self.states.values()],
+        }
+
+    def save(self) -> None:
+        """Write the archive atomically: a temporary file beside it, fsync, then rename."""
+        if self.path is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "w") as handle:
+                json.dump(self.to_dict(), handle, indent=1)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        _fsync_dir(self.path.parent)
+
+    # -- roots -----------------------------------------------------------------------------
+
+    def add_root(
+        self, code: str, reward: float, runtime_us: float | None, status: str, message: str = ""
+    ) -> State:
+        """The evaluated starting submission (its evaluation is not an expansion)."""
+        state = self._new_state(code, float(reward), runtime_us, status, message, parent=None, step=-1)
+        state.is_root = True
+        self._register(state)
+        self.save()
+        return state
+
+    def add_empty_root(self) -> State:
+        """A root without code: prompts start it from the task's skeleton."""
+        state = self._new_state("", None, None, "empty", "no code yet", parent=None, step=-1)
+        state.is_root = True
+        self._register(state)
+        self.save()
+        return state
+
+    # -- search ----------------------------------------------------------------------------
+
+    def value(self, state_id: str) -> float:
+        """A state's own reward; the empty root's stand-in is the lowest real reward."""
+        state = self.states[state_id]
+        return state.reward if state.reward is not None else self._empty_root_value()
+
+    def q(self, state_id: str) -> float:
+        state = self.states[state_id]
+        return state.best_child_reward if state.best_child_reward is not None else self.value(state_id)
+
+    def scores(self) -> dict[str, float]:
+        """PUCT score of every state, in creation order."""
+        ids = list(self.states)
+        priors = rank_prior([(self.value(i), not self.states[i].is_empty_root) for i in ids])
+        scale = reward_scale([s.reward for s in self.states.values() if not s.is_root])
+        return {
+            i: puct_score(self.q(i), p, self.states[i].n, self.total_expansions, scale, self.c)
+            for i, p in zip(ids, priors, strict=True)
+        }
+
+    def score(self, state_id: str) -> float:
+        if state_id not in self.states:
+            raise KeyError(f"no state {state_id!r} in the archive")
+        return self.scores()[state_id]
+
+    def select(self, k: int) -> list[State]:
+        """Up to k start states: best PUCT score first, no two in one lineage."""
+        picked = select_diverse(self.scores(), k, lambda i: {s.id for s in self.lineage(i)[:-1]})
+        self.pending = list(picked)
+        self.save()
+        return [self.states[i] for i in picked]
+
+    def record_rollouts(
+        self, parent_id: str, rollouts: Iterable[Rollout | Mapping[str, Any]], step: int
+    ) -> list[State]:
+        """Count every rollout as an expansion of `parent_id`; keep correct new kernels as children.
+
+        Returns the child states added (and still kept after the top-k and size caps).
+        """
+        if parent_id not in self.states:
+            raise KeyError(f"no state {parent_id!r} in the archive (was it selected from this archive?)")
+        parent = self.states[parent_id]
+        ancestors = self.lineage(parent_id)
+        added: list[State] = []
+        for raw in rollouts:
+            rollout = raw if isinstance(raw, Rollout) else _rollout_from_mapping(raw)
+            for state in ancestors:
+                state.n += 1
+            self.total_expansions += 1
+            if rollout.status != OK or not _is_number(rollout.reward):
+                continue
+            key = normalise_code(rollout.code)
+            if key in self._normalised:
+                continue
+            child = self._new_state(
+                rollout.code, float(rollout.reward), rollout.runtime_us, rollout.status, rollout.message,
+                parent=parent_id, step=step,
+            )  # fmt: skip
+            child.extra = dict(rollout.extra)
+            self._register(child)
+            parent.children.append(child.id)
+            if parent.best_child_reward is None or child.reward > parent.best_child_reward:
+                parent.best_child_reward = child.reward
+            added.append(child)
+        if parent_id in self.pending:
+            self.pending.remove(parent_id)
+        self._keep_top_children(parent)
+        self._cap_size()
+        self.save()
+        return [s for s in added if s.id in self.states]
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def best(self) -> State | None:
+        """The correct state with the highest reward (earliest on ties); None before any."""
+        correct = [s for s in self.states.values() if s.correct]
+        return max(correct, key=lambda s: s.reward, default=None)
+
+    def lineage(self, state_id: str) -> list[State]:
+        """The state's ancestors from its root down, ending with the state itself."""
+        chain = []
+        current: str | None = state_id
+        while current is not None:
+            state = self.states[current]
+            chain.append(state)
+            current = state.parent
+        return chain[::-1]
+
+    def __len__(self) -> int:
+        return len(self.states)
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _new_state(
+        self,
+        code: str,
+        reward: float | None,
+        runtime_us: float | None,
+        status: str,
+        message: str,
+        parent: str | None,
+        step: int,
+    ) -> State:
+        state_id = f"s{self._next_seq:06d}"
+        self._next_seq += 1
+        runtime = float(runtime_us) if runtime_us is not None else None
+        return State(
+            id=state_id, code=code, reward=reward, runtime_us=runtime, status=status,
+            message=message, parent=parent, step=step,
+        )  # fmt: skip
+
+    def _register(self, state: State) -> None:
+        self.states[state.id] = state
+        if not state.is_empty_root:
+            self._normalised.setdefault(normalise_code(state.code), state.id)
+
+    def _empty_root_value(self) -> float:
+        real = [s.reward for s in self.states.values() if s.reward is not None]
+        return min(real) if real else 0.0
+
+    def _keep_top_children(self, parent: State) -> None:
+        """Keep the parent's best `top_children` children, plus any that have children of their own."""
+        ranked = sorted(parent.children, key=lambda i: -self.states[i].reward)
+        for child_id in ranked[self.top_children :]:
+            if not self.states[child_id].children:
+                self._evict(child_id)
+
+    def _cap_size(self) -> None:
+        """Evict the lowest-reward leaves (newest first on ties) until the archive fits.
+
+        Roots, states with children and the best kernel are never evicted. When the lowest
+        leaf is a start state still awaiting its rollouts, eviction waits for the next record
+        rather than dropping a better kernel; the archive may overshoot the cap until then.
+        """
+        best = self.best()
+        while len(self.states) > self.max_size:
+            order = {sid: pos for pos, sid in enumerate(self.states)}
+            leaves = [
+                s for s in self.states.values()
+                if not s.is_root and not s.children and (best is None or s.id != best.id)
+            ]  # fmt: skip
+            if not leaves:
+                return
+            victim = min(leaves, key=lambda s: (s.reward, -order[s.id]))
+            if victim.id in self.pending:
+                return
+            self._evict(victim.id)
+
+    def _evict(self, state_id: str) -> None:
+        state = self.states.pop(state_id)
+        if state.parent is not None:
+            self.states[state.parent].children.remove(state_id)
+        key = normalise_code(state.code)
+        if self._normalised.get(key) == state_id:
+            del self._normalised[key]
+
+
+def normalise_code(code: str) -> str:
+    """Code with comments, trailing whitespace and blank lines removed (for deduplication)."""
+    lines = code.splitlines()
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(code).readline))
+    except (tokenize.TokenError, SyntaxError):
+        tokens = []  # not valid Python: compare it with only whitespace normalised
+    cuts = {tok.start[0]: tok.start[1] for tok in tokens if tok.type == tokenize.COMMENT}
+    kept = []
+    for number, line in enumerate(lines, start=1):
+        text = line[: cuts[number]] if number in cuts else line
+        text = text.rstrip()
+        if text:
+            kept.append(text)
+    return "\n".join(kept)
+
+
+def _rollout_from_mapping(raw: Mapping[str, Any]) -> Rollout:
+    missing = [k for k in ("code", "reward", "status") if k not in raw]
+    if missing:
+        raise ValueError(f"rollout is missing {', '.join(missing)}: got keys {sorted(raw)}")
+    return Rollout(
+        code=str(raw["code"]), reward=raw["reward"], runtime_us=raw.get("runtime_us"),
+        status=str(raw["status"]), message=str(raw.get("message") or ""), extra=dict(raw.get("extra") or {}),
+    )  # fmt: skip
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make the rename itself durable (a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

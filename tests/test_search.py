@@ -1,0 +1,265 @@
+"""Archive and PUCT: hand-computed scores on small trees, lineage blocking, counts, caps, persistence."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from kerneldisc.errors import ConfigError
+from kerneldisc.search import Archive, Rollout, normalise_code, rank_prior
+
+
+def ok(code: str, reward: float, runtime_us: float = 10.0) -> Rollout:
+    return Rollout(code=code, reward=reward, runtime_us=runtime_us, status="ok", message="passed")
+
+
+def failed(code: str = "def custom_kernel(data):\n    raise RuntimeError\n") -> Rollout:
+    return Rollout(code=code, reward=0.0, runtime_us=None, status="crash", message="RuntimeError")
+
+
+def small_tree(path=None, c: float = 1.0) -> tuple[Archive, dict[str, str]]:
+    """Root R (1.0) with correct children A (2.0), B (1.5) and one failed rollout."""
+    archive = Archive.create(path, c=c)
+    root = archive.add_root("def custom_kernel(data):\n    return data\n", 1.0, 100.0, "ok", "passed")
+    a, b = archive.record_rollouts(root.id, [ok("a = 1", 2.0), ok("b = 1", 1.5), failed()], step=0)
+    return archive, {"R": root.id, "A": a.id, "B": b.id}
+
+
+def test_scores_match_hand_computation_on_a_small_tree():
+    archive, ids = small_tree()
+    # T = 3, n(R) = 3, n(A) = n(B) = 0; scale = 2.0 − 1.5; ranks A > B > R give P = 3/6, 2/6, 1/6.
+    assert archive.total_expansions == 3
+    assert archive.q(ids["R"]) == 2.0  # best direct child
+    expected = {
+        ids["R"]: 2.0 + 0.5 * (1 / 6) * math.sqrt(4) / 4,
+        ids["A"]: 2.0 + 0.5 * (3 / 6) * math.sqrt(4) / 1,
+        ids["B"]: 1.5 + 0.5 * (2 / 6) * math.sqrt(4) / 1,
+    }
+    assert archive.scores() == pytest.approx(expected, rel=1e-12)
+    assert archive.score(ids["A"]) == pytest.approx(2.5)
+
+
+def test_exploration_constant_scales_the_bonus():
+    archive, ids = small_tree(c=3.0)
+    assert archive.score(ids["B"]) == pytest.approx(1.5 + 3.0 * 0.5 * (2 / 6) * 2.0)
+
+
+def test_selection_skips_ancestors_of_a_picked_state():
+    archive, ids = small_tree()
+    picked = [s.id for s in archive.select(3)]
+    # A scores highest; R (2.04) outscores B (1.83) but is A's parent, so only A and B come back.
+    assert picked == [ids["A"], ids["B"]]
+    assert archive.pending == picked
+
+
+def test_selection_skips_descendants_of_a_picked_state():
+    # With c = 0 the score is Q alone: R's Q is its best child B (3.0) and beats everything.
+    archive = Archive.create(None, c=0.0, top_children=3)
+    r = archive.add_root("r = 0", 5.0, 1.0, "ok")
+    s = archive.add_root("s = 0", 0.5, 1.0, "ok")
+    a, b = archive.record_rollouts(r.id, [ok("a = 0", 1.0), ok("b = 0", 3.0)], step=0)
+    (d,) = archive.record_rollouts(b.id, [ok("d = 0", 2.0)], step=1)
+    assert archive.scores() == {r.id: 3.0, s.id: 0.5, a.id: 1.0, b.id: 2.0, d.id: 2.0}
+    assert [x.id for x in archive.select(4)] == [r.id, s.id]
+
+
+def test_score_ties_are_broken_by_creation_order():
+    archive = Archive.create(None, c=0.0)
+    first = archive.add_root("x = 1", 1.0, 1.0, "ok")
+    second = archive.add_root("x = 2", 1.0, 1.0, "ok")
+    assert [s.id for s in archive.select(2)] == [first.id, second.id]
+    assert [s.id for s in archive.select(1)] == [first.id]
+
+
+def test_failed_rollouts_count_as_expansions_of_the_parent_and_its_ancestors():
+    archive, ids = small_tree()
+    added = archive.record_rollouts(ids["A"], [failed(), failed("x = (")], step=1)
+    assert added == []
+    assert archive.states[ids["A"]].n == 2
+    assert archive.states[ids["R"]].n == 5
+    assert archive.states[ids["B"]].n == 0
+    assert archive.total_expansions == 5
+    assert archive.states[ids["A"]].children == []
+
+
+def test_empty_root_is_valued_at_the_lowest_real_reward_never_above_it():
+    # A generic reward (negative runtime): the published search valued the empty root at 0 here.
+    archive = Archive.create(None)
+    r = archive.add_root("r = 0", -100.0, 100.0, "ok")
+    e = archive.add_empty_root()
+    a, b = archive.record_rollouts(r.id, [ok("a = 0", -50.0), ok("b = 0", -80.0)], step=0)
+    assert archive.value(e.id) == -100.0
+    # Ranks A > B > R > E (E below R at equal value): P = 4, 3, 2, 1 over 10; scale 30; T = 2.
+    root3 = math.sqrt(3)
+    expected = {
+        r.id: -50.0 + 30 * 0.2 * root3 / 3,
+        e.id: -100.0 + 30 * 0.1 * root3 / 1,
+        a.id: -50.0 + 30 * 0.4 * root3 / 1,
+        b.id: -80.0 + 30 * 0.3 * root3 / 1,
+    }
+    assert archive.scores() == pytest.approx(expected, rel=1e-12)
+
+
+def test_empty_root_alone_is_valued_zero_and_selectable():
+    archive = Archive.create(None)
+    e = archive.add_empty_root()
+    assert archive.value(e.id) == 0.0
+    assert [s.id for s in archive.select(2)] == [e.id]
+    assert archive.best() is None
+
+
+def test_rank_prior_is_linear_and_shares_weight_between_ties():
+    assert rank_prior([(3.0,), (1.0,), (2.0,)]) == pytest.approx([3 / 6, 1 / 6, 2 / 6])
+    assert rank_prior([(2.0,), (2.0,), (1.0,)]) == pytest.approx([2.5 / 6, 2.5 / 6, 1 / 6])
+
+
+def test_children_are_deduplicated_by_normalised_code():
+    archive = Archive.create(None, top_children=5)
+    root = archive.add_root("def f():\n    return 0\n", 1.0, 1.0, "ok")
+    first = "def f():\n    return 1\n"
+    same = "# faster\ndef f():  # tuned\n\n    return 1   \n"
+    added = archive.record_rollouts(root.id, [ok(first, 2.0), ok(same, 3.0), ok(root.code, 4.0)], step=0)
+    assert [s.code for s in added] == [first]
+    assert archive.total_expansions == 3
+    assert normalise_code(same) == normalise_code(first) == "def f():\n    return 1"
+
+
+def test_comment_marks_inside_strings_are_not_comments():
+    assert normalise_code('x = "# not a comment"  # a comment\n') == 'x = "# not a comment"'
+
+
+def test_parent_keeps_only_its_best_children():
+    archive = Archive.create(None, top_children=2)
+    root = archive.add_root("r = 0", 1.0, 1.0, "ok")
+    archive.record_rollouts(root.id, [ok("a = 0", 1.5), ok("b = 0", 4.0), ok("c = 0", 2.0)], step=0)
+    archive.record_rollouts(root.id, [ok("d = 0", 3.0)], step=1)
+    kept = [archive.states[i].reward for i in archive.states[root.id].children]
+    assert sorted(kept) == [3.0, 4.0]
+    assert archive.q(root.id) == 4.0
+
+
+def test_a_child_with_children_of_its_own_is_not_dropped_by_the_top_k():
+    archive = Archive.create(None, top_children=1)
+    root = archive.add_root("r = 0", 1.0, 1.0, "ok")
+    (a,) = archive.record_rollouts(root.id, [ok("a = 0", 2.0)], step=0)
+    (g,) = archive.record_rollouts(a.id, [ok("g = 0", 2.5)], step=1)
+    archive.record_rollouts(root.id, [ok("b = 0", 3.0)], step=2)
+    assert a.id in archive.states and g.id in archive.states
+    assert [archive.states[i].code for i in archive.states[root.id].children] == ["a = 0", "b = 0"]
+
+
+def test_size_cap_evicts_the_lowest_reward_leaves_and_keeps_roots():
+    archive = Archive.create(None, top_children=10, max_size=4)
+    root = archive.add_root("r = 0", 0.1, 1.0, "ok")
+    empty = archive.add_empty_root()
+    archive.record_rollouts(root.id, [ok(f"x = {i}", float(i)) for i in (5, 1, 3, 4)], step=0)
+    assert len(archive) == 4
+    assert root.id in archive.states and empty.id in archive.states
+    assert sorted(s.reward for s in archive.states.values() if not s.is_root) == [4.0, 5.0]
+    assert archive.best().reward == 5.0
+
+
+def test_size_cap_spares_start_states_of_the_step_in_progress():
+    archive = Archive.create(None, top_children=10, max_size=3)
+    root = archive.add_root("r = 0", 1.0, 1.0, "ok")
+    other = archive.add_root("o = 0", 0.5, 1.0, "ok")
+    (low,) = archive.record_rollouts(other.id, [ok("low = 0", 0.2), failed()], step=0)
+    starts = archive.select(2)
+    assert [s.id for s in starts] == [root.id, low.id]
+    (hi,) = archive.record_rollouts(root.id, [ok("hi = 0", 9.0)], step=1)
+    # Over the cap, but the lowest leaf still awaits its rollouts: nothing better is dropped.
+    assert list(archive.states) == [root.id, other.id, low.id, hi.id]
+    archive.record_rollouts(low.id, [failed()], step=1)
+    assert list(archive.states) == [root.id, other.id, hi.id]
+
+
+def test_size_cap_never_evicts_the_best_kernel():
+    archive = Archive.create(None, top_children=10, max_size=2)
+    root = archive.add_root("r = 0", 1.0, 1.0, "ok")
+    (a,) = archive.record_rollouts(root.id, [ok("a = 0", 2.0)], step=0)
+    assert list(archive.states) == [root.id, a.id]
+    (b,) = archive.record_rollouts(a.id, [ok("b = 0", 3.0)], step=1)
+    # A has a child now and B is the best: both stay although the cap is 2.
+    assert list(archive.states) == [root.id, a.id, b.id]
+    assert archive.best().id == b.id
+
+
+def test_best_and_lineage_follow_parent_links():
+    archive, ids = small_tree()
+    (deeper,) = archive.record_rollouts(ids["A"], [ok("a2 = 1", 7.0)], step=1)
+    assert archive.best().id == deeper.id
+    assert [s.id for s in archive.lineage(deeper.id)] == [ids["R"], ids["A"], deeper.id]
+
+
+def test_failed_root_is_not_best_and_its_evaluation_is_not_an_expansion():
+    archive = Archive.create(None)
+    root = archive.add_root("broken", 0.0, None, "compile_error", "SyntaxError")
+    assert archive.total_expansions == 0 and root.n == 0
+    assert archive.best() is None
+
+
+def test_rollouts_may_be_given_as_mappings():
+    archive, ids = small_tree()
+    (child,) = archive.record_rollouts(
+        ids["B"],
+        [{"code": "m = 1", "reward": 3.0, "runtime_us": 5.0, "status": "ok", "extra": {"hash": "abc"}}],
+        step=1,
+    )
+    assert child.extra == {"hash": "abc"} and child.runtime_us == 5.0 and child.step == 1
+
+
+def test_load_restores_every_state_and_the_statistics_exactly(tmp_path):
+    path = tmp_path / "archive.json"
+    archive, ids = small_tree(path, c=1.7)
+    archive.add_empty_root()
+    archive.select(2)
+    archive.record_rollouts(ids["A"], [ok("a2 = 1", 2.0 + 1 / 3), failed()], step=1)
+    loaded = Archive.load(path)
+    assert loaded.to_dict() == archive.to_dict()
+    assert loaded.states == archive.states
+    assert loaded.total_expansions == archive.total_expansions == 5
+    assert loaded.scores() == archive.scores()
+    assert [loaded.q(i) for i in loaded.states] == [archive.q(i) for i in archive.states]
+    assert [s.id for s in loaded.select(3)] == [s.id for s in archive.select(3)]
+    # Deduplication survives the reload too.
+    assert loaded.record_rollouts(ids["B"], [ok("a2 = 1  # again", 9.0)], step=2) == []
+
+
+def test_every_change_is_on_disk_without_an_explicit_save(tmp_path):
+    path = tmp_path / "run" / "archive.json"
+    archive, ids = small_tree(path)
+    assert Archive.load(path).total_expansions == 3
+    archive.record_rollouts(ids["B"], [failed()], step=1)
+    assert Archive.load(path).states[ids["B"]].n == 1
+    assert [p.name for p in path.parent.iterdir()] == ["archive.json"]
+
+
+def test_a_failed_write_leaves_the_previous_file_intact(tmp_path, monkeypatch):
+    path = tmp_path / "archive.json"
+    archive, ids = small_tree(path)
+    before = path.read_text()
+
+    def broken_dump(obj, handle, **kwargs):
+        handle.write('{"version": 1, "trunc')
+        raise OSError("disk full")
+
+    monkeypatch.setattr(json, "dump", broken_dump)
+    with pytest.raises(OSError, match="disk full"):
+        archive.record_rollouts(ids["A"], [failed()], step=1)
+    assert path.read_text() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["archive.json"]
+
+
+def test_create_refuses_to_overwrite_and_load_reports_bad_files(tmp_path):
+    path = tmp_path / "archive.json"
+    small_tree(path)
+    with pytest.raises(ConfigError, match="already exists"):
+        Archive.create(path)
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"version": 1, "c": 1.0}')
+    with pytest.raises(ConfigError, match="bad.json"):
+        Archive.load(bad)
+    with pytest.raises(ConfigError, match="no archive file"):
+        Archive.load(tmp_path / "missing.json")
