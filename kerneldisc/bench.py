@@ -116,22 +116,25 @@ def load_suite(path: str | Path, overrides: dict[str, str] | None = None) -> Sui
     )
 
 
-def _variables(declared: dict, overrides: dict[str, str], path: Path) -> dict[str, str | None]:
+def _variables(
+    declared: dict, overrides: dict[str, str], path: Path
+) -> dict[str, tuple[str | None, str | None]]:
+    """Each var is a default value, or `{default: ..., env: NAME}` to also read $NAME."""
     if not isinstance(declared, dict):
         raise ConfigError(f"{path}: 'vars' must be a mapping of name to default value")
     unknown = sorted(set(overrides) - set(declared))
     if unknown:
-        raise ConfigError(
-            f"{path}: --set {unknown[0]}: the suite declares no such variable (vars: {', '.join(declared) or 'none'})"
-        )
-    values = {}
-    for name, default in declared.items():
-        value = overrides.get(name) or os.environ.get(str(name).upper())
-        values[str(name)] = value if value else (None if default is None else str(default))
+        known = ", ".join(declared) or "none"
+        raise ConfigError(f"{path}: --set {unknown[0]}: the suite declares no such variable (vars: {known})")
+    values: dict[str, tuple[str | None, str | None]] = {}  # name -> (value, environment variable)
+    for name, spec in declared.items():
+        default, env = (spec.get("default"), spec.get("env")) if isinstance(spec, dict) else (spec, None)
+        value = overrides.get(name) or (os.environ.get(str(env)) if env else None)
+        values[str(name)] = (value if value else (None if default is None else str(default)), env)
     return values
 
 
-def _substitute(value: Any, variables: dict[str, str | None], path: Path) -> Any:
+def _substitute(value: Any, variables: dict[str, tuple[str | None, str | None]], path: Path) -> Any:
     if isinstance(value, dict):
         return {k: (v if k == "vars" else _substitute(v, variables, path)) for k, v in value.items()}
     if isinstance(value, list):
@@ -143,12 +146,11 @@ def _substitute(value: Any, variables: dict[str, str | None], path: Path) -> Any
         name = match.group(1)
         if name not in variables:
             raise ConfigError(f"{path}: ${{{name}}} is used but not declared under 'vars'")
-        if variables[name] is None:
-            raise ConfigError(
-                f"{path}: variable '{name}' has no value: pass --set {name}=VALUE or set the "
-                f"environment variable {name.upper()}"
-            )
-        return variables[name]
+        value, env = variables[name]
+        if value is None:
+            hint = f" or set the environment variable {env}" if env else ""
+            raise ConfigError(f"{path}: variable '{name}' has no value: pass --set {name}=VALUE{hint}")
+        return value
 
     return _VAR.sub(one, value)
 
