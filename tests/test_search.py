@@ -23,8 +23,9 @@ def small_tree(path=None, c: float = 1.0) -> tuple[Archive, dict[str, str]]:
     """Root R (1.0) with correct children A (2.0), B (1.5) and one failed rollout."""
     archive = Archive.create(path, c=c)
     root = archive.add_root("def custom_kernel(data):\n    return data\n", 1.0, 100.0, "ok", "passed")
-    a, b = archive.record_rollouts(root.id, [ok("a = 1", 2.0), ok("b = 1", 1.5), failed()], step=0)
-    return archive, {"R": root.id, "A": a.id, "B": b.id}
+    a, b, f = archive.record_rollouts(root.id, [ok("a = 1", 2.0), ok("b = 1", 1.5), failed()], step=0)
+    assert f is None
+    return archive, {"R": root.id, "A": a, "B": b}
 
 
 def test_scores_match_hand_computation_on_a_small_tree():
@@ -60,8 +61,8 @@ def test_selection_skips_descendants_of_a_picked_state():
     r = archive.add_root("r = 0", 5.0, 1.0, "ok")
     s = archive.add_root("s = 0", 0.5, 1.0, "ok")
     a, b = archive.record_rollouts(r.id, [ok("a = 0", 1.0), ok("b = 0", 3.0)], step=0)
-    (d,) = archive.record_rollouts(b.id, [ok("d = 0", 2.0)], step=1)
-    assert archive.scores() == {r.id: 3.0, s.id: 0.5, a.id: 1.0, b.id: 2.0, d.id: 2.0}
+    (d,) = archive.record_rollouts(b, [ok("d = 0", 2.0)], step=1)
+    assert archive.scores() == {r.id: 3.0, s.id: 0.5, a: 1.0, b: 2.0, d: 2.0}
     assert [x.id for x in archive.select(4)] == [r.id, s.id]
 
 
@@ -76,7 +77,7 @@ def test_score_ties_are_broken_by_creation_order():
 def test_failed_rollouts_count_as_expansions_of_the_parent_and_its_ancestors():
     archive, ids = small_tree()
     added = archive.record_rollouts(ids["A"], [failed(), failed("x = (")], step=1)
-    assert added == []
+    assert added == [None, None]
     assert archive.states[ids["A"]].n == 2
     assert archive.states[ids["R"]].n == 5
     assert archive.states[ids["B"]].n == 0
@@ -96,8 +97,8 @@ def test_empty_root_is_valued_at_the_lowest_real_reward_never_above_it():
     expected = {
         r.id: -50.0 + 30 * 0.2 * root3 / 3,
         e.id: -100.0 + 30 * 0.1 * root3 / 1,
-        a.id: -50.0 + 30 * 0.4 * root3 / 1,
-        b.id: -80.0 + 30 * 0.3 * root3 / 1,
+        a: -50.0 + 30 * 0.4 * root3 / 1,
+        b: -80.0 + 30 * 0.3 * root3 / 1,
     }
     assert archive.scores() == pytest.approx(expected, rel=1e-12)
 
@@ -121,7 +122,8 @@ def test_children_are_deduplicated_by_normalised_code():
     first = "def f():\n    return 1\n"
     same = "# faster\ndef f():  # tuned\n\n    return 1   \n"
     added = archive.record_rollouts(root.id, [ok(first, 2.0), ok(same, 3.0), ok(root.code, 4.0)], step=0)
-    assert [s.code for s in added] == [first]
+    assert added[1:] == [None, None]
+    assert archive.states[added[0]].code == first
     assert archive.total_expansions == 3
     assert normalise_code(same) == normalise_code(first) == "def f():\n    return 1"
 
@@ -144,9 +146,9 @@ def test_a_child_with_children_of_its_own_is_not_dropped_by_the_top_k():
     archive = Archive.create(None, top_children=1)
     root = archive.add_root("r = 0", 1.0, 1.0, "ok")
     (a,) = archive.record_rollouts(root.id, [ok("a = 0", 2.0)], step=0)
-    (g,) = archive.record_rollouts(a.id, [ok("g = 0", 2.5)], step=1)
+    (g,) = archive.record_rollouts(a, [ok("g = 0", 2.5)], step=1)
     archive.record_rollouts(root.id, [ok("b = 0", 3.0)], step=2)
-    assert a.id in archive.states and g.id in archive.states
+    assert a in archive.states and g in archive.states
     assert [archive.states[i].code for i in archive.states[root.id].children] == ["a = 0", "b = 0"]
 
 
@@ -154,7 +156,8 @@ def test_size_cap_evicts_the_lowest_reward_leaves_and_keeps_roots():
     archive = Archive.create(None, top_children=10, max_size=4)
     root = archive.add_root("r = 0", 0.1, 1.0, "ok")
     empty = archive.add_empty_root()
-    archive.record_rollouts(root.id, [ok(f"x = {i}", float(i)) for i in (5, 1, 3, 4)], step=0)
+    added = archive.record_rollouts(root.id, [ok(f"x = {i}", float(i)) for i in (5, 1, 3, 4)], step=0)
+    assert [archive.states[i].reward if i else None for i in added] == [5.0, None, None, 4.0]
     assert len(archive) == 4
     assert root.id in archive.states and empty.id in archive.states
     assert sorted(s.reward for s in archive.states.values() if not s.is_root) == [4.0, 5.0]
@@ -165,32 +168,32 @@ def test_size_cap_spares_start_states_of_the_step_in_progress():
     archive = Archive.create(None, top_children=10, max_size=3)
     root = archive.add_root("r = 0", 1.0, 1.0, "ok")
     other = archive.add_root("o = 0", 0.5, 1.0, "ok")
-    (low,) = archive.record_rollouts(other.id, [ok("low = 0", 0.2), failed()], step=0)
+    low, _ = archive.record_rollouts(other.id, [ok("low = 0", 0.2), failed()], step=0)
     starts = archive.select(2)
-    assert [s.id for s in starts] == [root.id, low.id]
+    assert [s.id for s in starts] == [root.id, low]
     (hi,) = archive.record_rollouts(root.id, [ok("hi = 0", 9.0)], step=1)
     # Over the cap, but the lowest leaf still awaits its rollouts: nothing better is dropped.
-    assert list(archive.states) == [root.id, other.id, low.id, hi.id]
-    archive.record_rollouts(low.id, [failed()], step=1)
-    assert list(archive.states) == [root.id, other.id, hi.id]
+    assert list(archive.states) == [root.id, other.id, low, hi]
+    archive.record_rollouts(low, [failed()], step=1)
+    assert list(archive.states) == [root.id, other.id, hi]
 
 
 def test_size_cap_never_evicts_the_best_kernel():
     archive = Archive.create(None, top_children=10, max_size=2)
     root = archive.add_root("r = 0", 1.0, 1.0, "ok")
     (a,) = archive.record_rollouts(root.id, [ok("a = 0", 2.0)], step=0)
-    assert list(archive.states) == [root.id, a.id]
-    (b,) = archive.record_rollouts(a.id, [ok("b = 0", 3.0)], step=1)
+    assert list(archive.states) == [root.id, a]
+    (b,) = archive.record_rollouts(a, [ok("b = 0", 3.0)], step=1)
     # A has a child now and B is the best: both stay although the cap is 2.
-    assert list(archive.states) == [root.id, a.id, b.id]
-    assert archive.best().id == b.id
+    assert list(archive.states) == [root.id, a, b]
+    assert archive.best().id == b
 
 
 def test_best_and_lineage_follow_parent_links():
     archive, ids = small_tree()
     (deeper,) = archive.record_rollouts(ids["A"], [ok("a2 = 1", 7.0)], step=1)
-    assert archive.best().id == deeper.id
-    assert [s.id for s in archive.lineage(deeper.id)] == [ids["R"], ids["A"], deeper.id]
+    assert archive.best().id == deeper
+    assert [s.id for s in archive.lineage(deeper)] == [ids["R"], ids["A"], deeper]
 
 
 def test_failed_root_is_not_best_and_its_evaluation_is_not_an_expansion():
@@ -202,11 +205,12 @@ def test_failed_root_is_not_best_and_its_evaluation_is_not_an_expansion():
 
 def test_rollouts_may_be_given_as_mappings():
     archive, ids = small_tree()
-    (child,) = archive.record_rollouts(
+    (child_id,) = archive.record_rollouts(
         ids["B"],
         [{"code": "m = 1", "reward": 3.0, "runtime_us": 5.0, "status": "ok", "extra": {"hash": "abc"}}],
         step=1,
     )
+    child = archive.states[child_id]
     assert child.extra == {"hash": "abc"} and child.runtime_us == 5.0 and child.step == 1
 
 
@@ -224,7 +228,7 @@ def test_load_restores_every_state_and_the_statistics_exactly(tmp_path):
     assert [loaded.q(i) for i in loaded.states] == [archive.q(i) for i in archive.states]
     assert [s.id for s in loaded.select(3)] == [s.id for s in archive.select(3)]
     # Deduplication survives the reload too.
-    assert loaded.record_rollouts(ids["B"], [ok("a2 = 1  # again", 9.0)], step=2) == []
+    assert loaded.record_rollouts(ids["B"], [ok("a2 = 1  # again", 9.0)], step=2) == [None]
 
 
 def test_every_change_is_on_disk_without_an_explicit_save(tmp_path):

@@ -228,21 +228,23 @@ class Archive:
 
     def record_rollouts(
         self, parent_id: str, rollouts: Iterable[Rollout | Mapping[str, Any]], step: int
-    ) -> list[State]:
+    ) -> list[str | None]:
         """Count every rollout as an expansion of `parent_id`; keep correct new kernels as children.
 
-        Returns the child states added (and still kept after the top-k and size caps).
+        Returns, aligned with `rollouts`, the id of the child state each one became, or None
+        (failed, a duplicate of a kept kernel, or dropped by the top-k or size cap).
         """
         if parent_id not in self.states:
             raise KeyError(f"no state {parent_id!r} in the archive (was it selected from this archive?)")
         parent = self.states[parent_id]
         ancestors = self.lineage(parent_id)
-        added: list[State] = []
+        added: list[str | None] = []
         for raw in rollouts:
             rollout = raw if isinstance(raw, Rollout) else _rollout_from_mapping(raw)
             for state in ancestors:
                 state.n += 1
             self.total_expansions += 1
+            added.append(None)
             if rollout.status != OK or not _is_number(rollout.reward):
                 continue
             key = normalise_code(rollout.code)
@@ -257,13 +259,13 @@ class Archive:
             parent.children.append(child.id)
             if parent.best_child_reward is None or child.reward > parent.best_child_reward:
                 parent.best_child_reward = child.reward
-            added.append(child)
+            added[-1] = child.id
         if parent_id in self.pending:
             self.pending.remove(parent_id)
         self._keep_top_children(parent)
         self._cap_size()
         self.save()
-        return [s for s in added if s.id in self.states]
+        return [i if i in self.states else None for i in added]
 
     # -- queries ---------------------------------------------------------------------------
 
