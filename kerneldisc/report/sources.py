@@ -33,6 +33,7 @@ class RunData:
     steps: pd.DataFrame
     task: Task | None
     task_error: str | None  # why the task could not be loaded, if it could not
+    device_facts: dict[str, Any] = field(default_factory=dict)  # from the run's reference timing
 
     @property
     def device(self) -> str:
@@ -40,7 +41,9 @@ class RunData:
 
     @property
     def device_name(self) -> str:
-        return str(self.summary.get("device_name") or self.device)
+        """The hardware's name (e.g. "NVIDIA H100 80GB HBM3"), which published baselines are
+        matched against; the evaluator records it with the reference timing."""
+        return str(self.device_facts.get("name") or self.summary.get("device_name") or self.device)
 
 
 @dataclass
@@ -86,6 +89,7 @@ def load_source(path: Path) -> RunData | BenchData:
 def load_run(path: Path) -> RunData:
     summary = _read_json(path / "summary.json")
     task, error = _task_of(summary.get("task_path") or summary.get("task"))
+    reference = _read_json(path / "reference.json") if (path / "reference.json").is_file() else {}
     return RunData(
         path=path,
         summary=summary,
@@ -93,6 +97,7 @@ def load_run(path: Path) -> RunData:
         steps=pd.DataFrame(_read_jsonl(path / "steps.jsonl")),
         task=task,
         task_error=error,
+        device_facts=reference.get("device_facts") or {},
     )
 
 
