@@ -1,0 +1,88 @@
+"""What every policy returns and what the trainer consumes.
+
+A policy turns prompts into completions. Each completion carries the token ids it was sampled as
+and the log-probability of each token under the distribution it was actually drawn from (`q`,
+at the sampling temperature), so the trainer can form the importance ratio `exp(log pi - log q)`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from kerneldisc.errors import KerneldiscError
+
+# A prompt is either chat messages ({"role": ..., "content": ...}, rendered with the model's chat
+# template) or a raw string given to the model as it is.
+Prompt = list[dict[str, str]] | str
+
+
+class PolicyError(KerneldiscError):
+    """A policy cannot sample: a backend is missing, an endpoint is down or answered nonsense."""
+
+
+@dataclass
+class Completion:
+    """One sampled reply.
+
+    `logprobs[i]` is log q(token_ids[i]) under the sampling distribution (temperature applied;
+    truncated and renormalised when top-k/top-p is configured). `finish_reason` is "stop" (end of
+    sequence sampled) or "length" (max_new_tokens reached). Policies that cannot see token ids
+    (an OpenAI-compatible endpoint) leave `prompt_token_ids` and `token_ids` empty.
+    """
+
+    text: str
+    prompt_token_ids: list[int] = field(default_factory=list)
+    token_ids: list[int] = field(default_factory=list)
+    logprobs: list[float] = field(default_factory=list)
+    finish_reason: str = "stop"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "prompt_token_ids": list(self.prompt_token_ids),
+            "token_ids": list(self.token_ids),
+            "logprobs": list(self.logprobs),
+            "finish_reason": self.finish_reason,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Completion:
+        return cls(
+            text=d["text"],
+            prompt_token_ids=list(d.get("prompt_token_ids", [])),
+            token_ids=list(d.get("token_ids", [])),
+            logprobs=[float(x) for x in d.get("logprobs", [])],
+            finish_reason=d.get("finish_reason", "stop"),
+        )
+
+
+@dataclass
+class Sample:
+    """A completion with the advantage the trainer should push it by."""
+
+    completion: Completion
+    advantage: float
+
+
+class Policy(Protocol):
+    """The sampling side of the loop; `hf`, `vllm` and `openai` implement it."""
+
+    def sample(self, prompts: list[Prompt], k: int) -> list[list[Completion]]:
+        """K completions for each prompt, in prompt order."""
+        ...
+
+    def load_adapter(self, path: str | Path) -> None:
+        """Sample with the LoRA adapter in `path` from now on (a no-op for frozen policies)."""
+        ...
+
+    def release(self) -> None:
+        """Free accelerator memory; the next `sample` loads again."""
+        ...
+
+    def state_dict(self) -> dict[str, Any]:
+        """Sampling RNG state, so a resumed run draws what an uninterrupted one would."""
+        ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...

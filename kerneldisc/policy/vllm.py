@@ -1,0 +1,147 @@
+"""Sampling with a vLLM engine on a GPU, LoRA enabled.
+
+After each training step the loop hands over the new adapter folder; it is registered under a new
+LoRA id, so vLLM loads it fresh instead of serving the cached previous one. The engine reports the
+log-probability of each sampled token after temperature (`logprobs_mode="processed_logprobs"`, vLLM
+0.10.2 or later), which is the q of the importance ratio. vLLM is imported only when an engine is
+built: `make_policy("vllm")` on a machine without it says how to install it.
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+from kerneldisc.errors import ConfigError
+from kerneldisc.policy.base import Completion, PolicyError, Prompt
+from kerneldisc.policy.hf import prompt_token_ids
+
+INSTALL_HINT = "pip install 'kerneldisc[vllm]'"
+
+
+def require_vllm() -> None:
+    if importlib.util.find_spec("vllm") is None:
+        raise PolicyError(
+            f"the vllm policy needs vLLM, which is not installed: run `{INSTALL_HINT}` on a GPU machine, "
+            f"or use --policy hf"
+        )
+
+
+class VLLMPolicy:
+    def __init__(
+        self,
+        model_dir: str | Path,
+        *,
+        device: str = "cuda",
+        seed: int = 0,
+        temperature: float = 1.0,
+        max_new_tokens: int = 1024,
+        max_lora_rank: int = 32,
+        gpu_memory_utilization: float = 0.85,
+        max_model_len: int | None = None,
+    ) -> None:
+        require_vllm()
+        if not device.startswith("cuda"):
+            raise ConfigError(
+                f"the vllm policy runs on a GPU, got device {device!r}; use --policy hf on the CPU"
+            )
+        if temperature <= 0:
+            raise ConfigError(f"temperature must be positive for sampling, got {temperature}")
+        self.model_dir = Path(model_dir)
+        self.device = device
+        self.seed = seed
+        self.temperature = temperature
+        self.max_new_tokens = max_new_tokens
+        self.max_lora_rank = max_lora_rank
+        self.gpu_memory_utilization = gpu_memory_utilization
+        self.max_model_len = max_model_len
+        self.adapter_path: Path | None = None
+        self._lora_id = 0  # vLLM caches adapters by id: every new adapter gets the next one
+        self._calls = 0
+        self._llm = None
+
+    def _engine(self):
+        if self._llm is None:
+            import torch
+            from vllm import LLM
+
+            # vLLM places its engine on the current CUDA device.
+            torch.cuda.set_device(torch.device(self.device))
+            self._llm = LLM(
+                model=str(self.model_dir),
+                tokenizer=str(self.model_dir),
+                enable_lora=True,
+                max_lora_rank=self.max_lora_rank,
+                max_loras=1,
+                seed=self.seed,
+                dtype="bfloat16",
+                gpu_memory_utilization=self.gpu_memory_utilization,
+                max_model_len=self.max_model_len,
+                logprobs_mode="processed_logprobs",
+            )
+        return self._llm
+
+    def sample(self, prompts: list[Prompt], k: int) -> list[list[Completion]]:
+        from vllm import SamplingParams
+        from vllm.lora.request import LoRARequest
+
+        llm = self._engine()
+        tokenizer = llm.get_tokenizer()
+        ids = [prompt_token_ids(tokenizer, p) for p in prompts]
+        params = SamplingParams(
+            n=k,
+            temperature=self.temperature,
+            max_tokens=self.max_new_tokens,
+            logprobs=0,  # the sampled token's log-probability only
+            seed=self.seed * 1_000_003 + self._calls,
+        )
+        self._calls += 1
+        lora = (
+            LoRARequest(f"adapter-{self._lora_id}", self._lora_id, str(self.adapter_path))
+            if self.adapter_path is not None
+            else None
+        )
+        outputs = llm.generate(
+            [{"prompt_token_ids": p} for p in ids], params, lora_request=lora, use_tqdm=False
+        )
+        return [
+            [_completion(prompt, choice) for choice in out.outputs]
+            for prompt, out in zip(ids, outputs, strict=True)
+        ]
+
+    def load_adapter(self, path: str | Path) -> None:
+        path = Path(path)
+        if not (path / "adapter_config.json").is_file():
+            raise ConfigError(f"{path} is not a LoRA adapter folder: adapter_config.json is missing")
+        self.adapter_path = path
+        self._lora_id += 1
+
+    def release(self) -> None:
+        if self._llm is None:
+            return
+        import torch
+
+        self._llm = None
+        gc.collect()
+        torch.cuda.empty_cache()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"calls": self._calls}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._calls = int(state["calls"])
+
+
+def _completion(prompt_ids: list[int], choice) -> Completion:
+    tokens = list(choice.token_ids)
+    if choice.logprobs is None or len(choice.logprobs) != len(tokens):
+        raise PolicyError("vLLM returned no log-probability for some sampled tokens")
+    return Completion(
+        text=choice.text,
+        prompt_token_ids=list(prompt_ids),
+        token_ids=tokens,
+        logprobs=[float(step[token].logprob) for step, token in zip(choice.logprobs, tokens, strict=True)],
+        finish_reason="stop" if choice.finish_reason == "stop" else "length",
+    )
