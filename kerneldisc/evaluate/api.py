@@ -1,0 +1,162 @@
+"""The evaluator's entry points for the rest of the program: `evaluate` and `measure_reference`.
+
+This side never imports torch and never runs candidate code: it checks the candidate's
+syntax, handles CUDA C++ candidates on GPU-less machines with nvcc, and otherwise starts the
+trusted judge process (which starts the candidate's sandboxed child) and turns its answer
+into a `Verdict`. Every call works in its own private temporary folder and child processes,
+so several threads may evaluate at once.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import pickle
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from kerneldisc.errors import CandidateError, ConfigError, TaskError
+from kerneldisc.evaluate.config import EvalConfig, guess_device
+from kerneldisc.evaluate.cuda_compile import extract_cuda_sources, nvcc_check, uses_cuda_extension
+from kerneldisc.evaluate.sandbox import Child, ChildDied, ChildTimeout, child_env
+from kerneldisc.evaluate.verdict import ReferenceTiming, TestResult, Verdict
+from kerneldisc.task import Task
+
+_JUDGE_SLACK_S = 120.0
+
+
+def evaluate(
+    task: Task, candidate: Path | str, cfg: EvalConfig | None = None, reference: ReferenceTiming | None = None
+) -> Verdict:
+    """Judge one candidate (a .py file as a Path, or its code as a str) on `task`.
+
+    Never raises for anything the candidate does; raises KerneldiscError subclasses for caller
+    errors (missing candidate file, bad device, a task whose reference cannot run).
+    """
+    cfg = cfg or EvalConfig()
+    started = time.monotonic()
+    source, label = _read_candidate(candidate)
+    device = guess_device(cfg.device)
+    early = _static_verdict(task, source, label, device)
+    if early is not None:
+        early.elapsed_s = time.monotonic() - started
+        return early
+    with tempfile.TemporaryDirectory(prefix="kerneldisc-eval-") as work:
+        path = Path(work) / "candidate.py"
+        path.write_text(source)
+        answer = _run_judge(task, cfg, device, work, candidate=str(path), reference=reference)
+    verdict = Verdict.from_dict({**answer["verdict"], "candidate": label})
+    if reference is not None and reference.device != verdict.device:
+        raise ConfigError(
+            f"the reference was timed on {reference.device} but this evaluation ran on {verdict.device}; "
+            "measure the reference on the same device"
+        )
+    verdict.elapsed_s = time.monotonic() - started
+    return verdict
+
+
+def measure_reference(task: Task, cfg: EvalConfig | None = None) -> ReferenceTiming:
+    """Time the task's reference once, with the candidate protocol, in its own trusted child."""
+    cfg = cfg or EvalConfig()
+    device = guess_device(cfg.device)
+    with tempfile.TemporaryDirectory(prefix="kerneldisc-ref-") as work:
+        answer = _run_judge(task, cfg, device, work, candidate=None, reference=None)
+    return ReferenceTiming.from_dict(answer["reference"])
+
+
+def _read_candidate(candidate: Path | str) -> tuple[str, str]:
+    if isinstance(candidate, Path):
+        if not candidate.is_file():
+            raise CandidateError(f"candidate file {candidate} does not exist or is not a file")
+        try:
+            return candidate.read_text(), str(candidate)
+        except UnicodeDecodeError:
+            raise CandidateError(f"candidate file {candidate} is not UTF-8 text") from None
+        except OSError as exc:
+            raise CandidateError(f"candidate file {candidate}: cannot read ({exc.strerror})") from None
+    if isinstance(candidate, str):
+        return candidate, "<code " + hashlib.sha256(candidate.encode()).hexdigest()[:12] + ">"
+    raise CandidateError(
+        f"candidate must be a Path to a .py file or code text, got {type(candidate).__name__}"
+    )
+
+
+def _static_verdict(task: Task, source: str, label: str, device: str) -> Verdict | None:
+    """Verdicts reachable without running anything: syntax errors, CUDA C++ with no GPU here."""
+    base = {"task": task.name, "candidate": label, "device": device}
+    try:
+        ast.parse(source)
+    except SyntaxError as exc:
+        where = f"line {exc.lineno}" + (f", column {exc.offset}" if exc.offset else "")
+        return _failed(base, task, "compile_error", f"SyntaxError at {where}: {exc.msg}")
+    if device != "cpu" or not uses_cuda_extension(source):
+        return None
+    sources = extract_cuda_sources(source)
+    if sources is None:
+        return _failed(
+            base, task, "rejected",
+            "uses a CUDA C++ extension whose cuda_sources are not string literals; it cannot be compiled "
+            "or run without a CUDA GPU (no reward)",
+        )  # fmt: skip
+    result = nvcc_check(sources) if sources else None
+    if result is not None and not result.ok:
+        return _failed(base, task, "compile_error", result.message)
+    checked = (
+        "compiled with nvcc for sm_90" if result is not None else "not compiled (no nvcc on this machine)"
+    )
+    return _failed(
+        base, task, "rejected", f"CUDA C++ extension {checked}; it needs a CUDA GPU to run (no reward)"
+    )
+
+
+def _failed(base: dict[str, Any], task: Task, status: str, message: str) -> Verdict:
+    from kerneldisc.evaluate.device import cpu_facts
+
+    tests = [TestResult(spec, False, "not run") for spec in task.specs_for(base["device"])[0]]
+    facts = cpu_facts() if base["device"] == "cpu" else {"device": base["device"]}
+    return Verdict(**base, status=status, message=message, tests=tests, device_facts=facts)
+
+
+def _run_judge(
+    task: Task,
+    cfg: EvalConfig,
+    device: str,
+    work: str,
+    candidate: str | None,
+    reference: ReferenceTiming | None,
+) -> dict[str, Any]:
+    task_pickle = Path(work) / "task.pkl"
+    task_pickle.write_bytes(pickle.dumps(task))
+    request = {
+        "requested": cfg.device,
+        "device": device,
+        "config": asdict(cfg),
+        "settings_cpu": cfg.resolved("cpu"),
+        "settings_gpu": cfg.resolved(device if device != "cpu" else "cuda:0"),
+        "task_pickle": str(task_pickle),
+        "candidate": candidate,
+        "work_dir": work,
+        "reference": reference.to_dict() if reference else None,
+    }
+    deadline = time.monotonic() + 2 * cfg.timeout_s + _JUDGE_SLACK_S
+    judge = Child("kerneldisc.evaluate.judge", [], env=child_env(device), cwd=work, deadline=deadline)
+    try:
+        judge.send(request)
+        answer = judge.recv()
+    except (ChildDied, ChildTimeout):
+        judge.wait_exit(2.0)
+        tail = judge.stderr.text().strip().splitlines()[-5:]
+        raise TaskError(
+            f"the evaluator's judge process for task {task.name} {judge.exit_description()}: "
+            + " | ".join(tail)
+        ) from None
+    finally:
+        judge.close()
+    if "caller_error" in answer:
+        raise ConfigError(answer["caller_error"])
+    if "task_error" in answer:
+        raise TaskError(f"task {task.name} ({task.path}): its reference failed: {answer['task_error']}")
+    return answer

@@ -1,0 +1,158 @@
+"""Correctness: what the candidate's output must look like, and how it is compared.
+
+`output_format_problem`, `aliased_inputs` and `changed_inputs` run in the candidate's child
+(they need the live objects); `compare` runs in the trusted judge against the reference.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+_SCALARS = (bool, int, float, str, type(None))
+
+
+def tensors(obj: Any, path: str = "") -> list[tuple[str, torch.Tensor]]:
+    """Every tensor in a nested structure with a readable path ("[0]", "['k']")."""
+    if isinstance(obj, torch.Tensor):
+        return [(path or "output", obj)]
+    if isinstance(obj, (tuple, list)):
+        return [x for i, v in enumerate(obj) for x in tensors(v, f"{path}[{i}]")]
+    if isinstance(obj, dict):
+        return [x for k, v in obj.items() for x in tensors(v, f"{path}[{k!r}]")]
+    return []
+
+
+def output_format_problem(out: Any, device: str) -> tuple[str, str] | None:
+    """(status, message) when the output is not plain, materialised tensors on the right device."""
+    if isinstance(out, torch.Tensor):
+        if type(out) is not torch.Tensor:
+            return (
+                "rejected",
+                f"output is a {type(out).__name__}, a Tensor subclass; return a plain torch.Tensor",
+            )
+        if out.is_meta or out.layout != torch.strided:
+            return (
+                "rejected",
+                f"output is not a materialised dense tensor (layout {out.layout}, meta={out.is_meta})",
+            )
+        if torch.device(device).type != out.device.type:
+            return "incorrect", f"output is on {out.device}, expected {device}"
+        return None
+    if isinstance(out, (tuple, list)):
+        for item in out:
+            problem = output_format_problem(item, device)
+            if problem:
+                return problem
+        return None
+    if isinstance(out, dict):
+        for item in out.values():
+            problem = output_format_problem(item, device)
+            if problem:
+                return problem
+        return None
+    if isinstance(out, _SCALARS):
+        return None
+    return (
+        "rejected",
+        f"output of type {type(out).__name__} is not a torch.Tensor (lazy or custom objects are not accepted)",
+    )
+
+
+def aliased_inputs(out: Any, data: Any) -> list[str]:
+    """Output tensors whose memory overlaps an input's (the input itself, a view, or a slice)."""
+    inputs = [(p, _span(t)) for p, t in tensors(data, "input")]
+    found = []
+    for path, t in tensors(out):
+        lo, hi = _span(t)
+        if hi > lo and any(lo < ihi and ilo < hi for _, (ilo, ihi) in inputs):
+            found.append(path)
+    return found
+
+
+def _span(t: torch.Tensor) -> tuple[int, int]:
+    storage = t.untyped_storage()
+    return storage.data_ptr(), storage.data_ptr() + storage.nbytes()
+
+
+def snapshot(obj: Any) -> Any:
+    """A deep copy of every tensor in a structure (for before/after comparisons)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().clone()
+    if isinstance(obj, (tuple, list)):
+        copied = [snapshot(v) for v in obj]
+        return tuple(copied) if isinstance(obj, tuple) else copied
+    if isinstance(obj, dict):
+        return {k: snapshot(v) for k, v in obj.items()}
+    return obj
+
+
+def changed_inputs(before: Any, after: Any) -> list[str]:
+    """Paths of tensors whose bytes differ between two structures (NaN-safe: bytes, not values)."""
+    a, b = tensors(before, "input"), tensors(after, "input")
+    return [pa for (pa, ta), (_, tb) in zip(a, b, strict=False) if not same_bytes(ta, tb)]
+
+
+def same_bytes(a: torch.Tensor, b: torch.Tensor) -> bool:
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    if a.numel() == 0:
+        return True
+    return torch.equal(_bytes(a), _bytes(b))
+
+
+def _bytes(t: torch.Tensor) -> torch.Tensor:
+    return t.detach().contiguous().reshape(-1).view(torch.uint8)
+
+
+def compare(out: Any, ref: Any, rtol: float, atol: float, path: str = "output") -> str | None:
+    """None when `out` matches `ref` within tolerance, else the first reason it does not."""
+    if isinstance(ref, torch.Tensor):
+        if not isinstance(out, torch.Tensor):
+            return f"{path}: expected a tensor, got {type(out).__name__}"
+        if tuple(out.shape) != tuple(ref.shape):
+            return f"{path}: shape mismatch: got {tuple(out.shape)}, expected {tuple(ref.shape)}"
+        if out.dtype != ref.dtype:
+            return f"{path}: dtype mismatch: got {out.dtype}, expected {ref.dtype}"
+        o, r = out.detach().to(ref.device), ref.detach()
+        if o.is_floating_point() or o.is_complex():
+            bad = ~torch.isfinite(o) & torch.isfinite(r)
+            if bool(bad.any()):
+                return f"{path}: NaN/Inf in {int(bad.sum())} of {o.numel()} elements where the reference is finite"
+            close = torch.isclose(o.double(), r.double(), rtol=rtol, atol=atol, equal_nan=True)
+        else:
+            close = o == r
+        if not bool(close.all()):
+            wrong = ~close
+            idx = tuple(int(i) for i in wrong.nonzero()[0])
+            diff = (o.double() - r.double()).abs()
+            diff = diff[torch.isfinite(diff)]
+            worst = float(diff.max()) if diff.numel() else float("nan")
+            return (
+                f"{path}: mismatch beyond tolerance (rtol={rtol:g}, atol={atol:g}) in {int(wrong.sum())} "
+                f"of {o.numel()} elements; first at {list(idx)}: got {o[idx].item():.6g}, "
+                f"expected {r[idx].item():.6g}; max abs error {worst:.3g}"
+            )
+        return None
+    if isinstance(ref, (tuple, list)):
+        if not isinstance(out, (tuple, list)):
+            return f"{path}: expected a {type(ref).__name__} of {len(ref)}, got {type(out).__name__}"
+        if len(out) != len(ref):
+            return f"{path}: expected {len(ref)} items, got {len(out)}"
+        for i, (o, r) in enumerate(zip(out, ref, strict=True)):
+            problem = compare(o, r, rtol, atol, f"{path}[{i}]")
+            if problem:
+                return problem
+        return None
+    if isinstance(ref, dict):
+        if not isinstance(out, dict) or set(out) != set(ref):
+            return f"{path}: expected a dict with keys {sorted(ref)}"
+        for k in ref:
+            problem = compare(out[k], ref[k], rtol, atol, f"{path}[{k!r}]")
+            if problem:
+                return problem
+        return None
+    if out != ref:
+        return f"{path}: got {out!r}, expected {ref!r}"
+    return None

@@ -1,0 +1,85 @@
+"""Evaluation settings (`EvalConfig`) and the device string a user may pass."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from kerneldisc.errors import ConfigError
+
+_DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+
+
+@dataclass
+class EvalConfig:
+    """How one candidate is judged. Defaults suit a CPU check; a GPU run raises the budgets.
+
+    `memory_limit_mb` caps the candidate child's address space on the CPU (RLIMIT_AS); on a
+    GPU the CUDA driver reserves huge virtual ranges, so there it caps RLIMIT_DATA instead and
+    only when set explicitly. `time_budget_s` is per benchmark: repeats stop once the standard
+    error is under `target_rel_stderr` of the mean or the budget is spent.
+    """
+
+    device: str = "auto"
+    timeout_s: float = 180.0
+    memory_limit_mb: int | None = None
+    time_budget_s: float | None = None
+    min_repeats: int | None = None
+    max_repeats: int | None = None
+    warmup: int | None = None
+    target_rel_stderr: float = 0.005
+    recheck_speedup_above: float = 5.0
+    output_tail_bytes: int = 4000
+
+    def __post_init__(self) -> None:
+        parse_device(self.device)
+        if self.timeout_s <= 0:
+            raise ConfigError(f"timeout must be a positive number of seconds, got {self.timeout_s}")
+        if self.memory_limit_mb is not None and self.memory_limit_mb < 256:
+            raise ConfigError(f"memory limit must be at least 256 MB, got {self.memory_limit_mb}")
+
+    def resolved(self, device: str) -> dict[str, Any]:
+        """The settings with device-dependent defaults filled in (what the evaluator really uses)."""
+        gpu = device.startswith("cuda")
+        values = asdict(self)
+        defaults = {
+            "memory_limit_mb": None if gpu else 8192,
+            "time_budget_s": 2.0 if gpu else 0.4,
+            "min_repeats": 10 if gpu else 3,
+            "max_repeats": 1000 if gpu else 50,
+            "warmup": 3 if gpu else 1,
+        }
+        for key, value in defaults.items():
+            if values[key] is None:
+                values[key] = value
+        values["device"] = device
+        return values
+
+
+def parse_device(text: str) -> str:
+    """Validate a device string: auto, cpu, cuda or cuda:N."""
+    value = str(text).strip().lower()
+    if not _DEVICE_RE.match(value):
+        raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {text!r}")
+    return value
+
+
+def guess_device(requested: str) -> str:
+    """Resolve `auto` without importing torch: a GPU that NVML sees and CUDA_VISIBLE_DEVICES allows.
+
+    The evaluator's trusted child confirms with torch and falls back to the CPU when torch
+    has no CUDA; the verdict always states the device actually used.
+    """
+    requested = parse_device(requested)
+    if requested == "cuda":
+        return "cuda:0"
+    if requested != "auto":
+        return requested
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None and visible.strip() in ("", "-1"):
+        return "cpu"
+    from kerneldisc.evaluate.device import nvml_device_count
+
+    return "cuda:0" if nvml_device_count() > 0 else "cpu"

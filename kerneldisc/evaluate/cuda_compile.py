@@ -1,0 +1,113 @@
+"""CUDA C++ candidates (torch.utils.cpp_extension.load_inline) on a machine without a GPU.
+
+They cannot run here, but their CUDA sources can still be compiled: the strings passed as
+`cuda_sources` are found statically (no candidate code runs) and handed to `nvcc`, so syntax
+and type errors come back as `compile_error` with the compiler's own message.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+
+_USES_EXTENSION = re.compile(r"\bload_inline\b|\bcpp_extension\b")
+# What load_inline puts in front of the CUDA sources.
+_IMPLICIT_HEADERS = "#include <torch/types.h>\n#include <cuda.h>\n#include <cuda_runtime.h>\n"
+
+
+@dataclass
+class CompileCheck:
+    ok: bool
+    message: str
+
+
+def uses_cuda_extension(source: str) -> bool:
+    return bool(_USES_EXTENSION.search(source))
+
+
+def extract_cuda_sources(source: str) -> list[str] | None:
+    """The `cuda_sources` strings of every load_inline call, or None if one is not a literal."""
+    tree = ast.parse(source)
+    names: dict[str, ast.expr] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            names[node.targets[0].id] = node.value
+    found: list[str] = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call) or _call_name(node.func) != "load_inline":
+            continue
+        arg = next((k.value for k in node.keywords if k.arg == "cuda_sources"), None)
+        if arg is None and len(node.args) >= 3:
+            arg = node.args[2]
+        if arg is None:
+            continue
+        texts = _literal_strings(arg, names, depth=0)
+        if texts is None:
+            return None
+        found.extend(texts)
+    return found
+
+
+def nvcc_check(cuda_sources: list[str], timeout_s: float = 120.0) -> CompileCheck | None:
+    """Compile the sources for sm_90 with torch's headers; None when nvcc is not installed."""
+    nvcc = shutil.which("nvcc")
+    if nvcc is None:
+        return None
+    with tempfile.TemporaryDirectory(prefix="kerneldisc-nvcc-") as tmp:
+        src = os.path.join(tmp, "cuda.cu")
+        with open(src, "w") as f:
+            f.write(_IMPLICIT_HEADERS + "\n".join(cuda_sources) + "\n")
+        cmd = [nvcc, "-arch=sm_90", "-std=c++17", "-c", src, "-o", os.path.join(tmp, "cuda.o")]
+        for path in _torch_include_paths():
+            cmd += ["-I", path]
+        try:
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, cwd=tmp)
+        except subprocess.TimeoutExpired:
+            return CompileCheck(False, f"nvcc did not finish within {timeout_s:.0f} s")
+    if done.returncode == 0:
+        return CompileCheck(True, "")
+    text = (done.stderr + done.stdout).replace(src, "cuda.cu")
+    errors = [line for line in text.splitlines() if "error" in line]
+    return CompileCheck(False, "nvcc: " + "\n".join(errors[:20] or text.splitlines()[-20:]))
+
+
+def _torch_include_paths() -> list[str]:
+    """torch's C++ headers without importing torch (what cpp_extension.include_paths() returns)."""
+    spec = importlib.util.find_spec("torch")
+    if spec is None or not spec.submodule_search_locations:
+        return []
+    root = os.path.join(list(spec.submodule_search_locations)[0], "include")
+    return [p for p in (root, os.path.join(root, "torch", "csrc", "api", "include")) if os.path.isdir(p)]
+
+
+def _call_name(func: ast.expr) -> str:
+    if isinstance(func, ast.Attribute):
+        return func.attr
+    if isinstance(func, ast.Name):
+        return func.id
+    return ""
+
+
+def _literal_strings(node: ast.expr, names: dict[str, ast.expr], depth: int) -> list[str] | None:
+    if depth > 10:
+        return None
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return [node.value]
+    if isinstance(node, (ast.List, ast.Tuple)):
+        parts = [_literal_strings(e, names, depth + 1) for e in node.elts]
+        return None if any(p is None for p in parts) else [s for p in parts for s in p]
+    if isinstance(node, ast.Name) and node.id in names:
+        return _literal_strings(names[node.id], names, depth + 1)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        left = _literal_strings(node.left, names, depth + 1)
+        right = _literal_strings(node.right, names, depth + 1)
+        if left is None or right is None or len(left) != 1 or len(right) != 1:
+            return None
+        return [left[0] + right[0]]
+    return None

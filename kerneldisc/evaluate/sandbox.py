@@ -1,0 +1,229 @@
+"""Child processes the evaluator talks to: own session, resource limits, bounded output, deadlines.
+
+A child gets two private pipes besides stdout/stderr: commands come in on one, JSON-line
+replies go out on the other. Whatever the child prints lands in stdout/stderr, which are
+drained by threads into bounded tails, so prints can neither forge a reply nor block or
+exhaust the parent. Each child leads its own session, so on a deadline the whole process
+group (including anything the candidate spawned) is killed at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+MAX_MESSAGE_BYTES = 1 << 22
+
+
+@dataclass
+class Limits:
+    """rlimits applied in the child before exec. `address_space` breaks CUDA, so GPU runs use `data`."""
+
+    address_space_mb: int | None = None
+    data_mb: int | None = None
+
+    def apply(self) -> None:
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        if self.address_space_mb:
+            size = self.address_space_mb << 20
+            resource.setrlimit(resource.RLIMIT_AS, (size, size))
+        if self.data_mb:
+            size = self.data_mb << 20
+            resource.setrlimit(resource.RLIMIT_DATA, (size, size))
+
+
+class Tail:
+    """Drains a pipe on a daemon thread, keeping only the last `limit` bytes."""
+
+    def __init__(self, stream, limit: int) -> None:
+        self._stream = stream
+        self._limit = limit
+        self._buf = bytearray()
+        self._lock = threading.Lock()
+        self.total_bytes = 0
+        self._thread = threading.Thread(target=self._drain, daemon=True)
+        self._thread.start()
+
+    def _drain(self) -> None:
+        while True:
+            chunk = (
+                self._stream.read1(1 << 16) if hasattr(self._stream, "read1") else self._stream.read(1 << 16)
+            )
+            if not chunk:
+                break
+            with self._lock:
+                self.total_bytes += len(chunk)
+                self._buf += chunk
+                if len(self._buf) > 2 * self._limit:
+                    del self._buf[: len(self._buf) - self._limit]
+        self._stream.close()
+
+    def text(self, join_timeout: float = 1.0) -> str:
+        self._thread.join(join_timeout)
+        with self._lock:
+            data = bytes(self._buf[-self._limit :])
+        prefix = (
+            f"[... {self.total_bytes - len(data)} bytes cut ...]\n" if self.total_bytes > len(data) else ""
+        )
+        return prefix + data.decode("utf-8", errors="replace")
+
+
+class ChildDied(Exception):
+    """The child closed its reply channel (exited, crashed or was killed)."""
+
+
+class ChildTimeout(Exception):
+    """The child's deadline passed; it has been killed."""
+
+
+class Child:
+    """A child process with a command pipe, a reply pipe, bounded output tails and a deadline."""
+
+    def __init__(
+        self,
+        module: str,
+        extra_args: list[str],
+        *,
+        env: dict[str, str],
+        cwd: str,
+        deadline: float,
+        limits: Limits | None = None,
+        tail_bytes: int = 16000,
+    ) -> None:
+        cmd_r, cmd_w = os.pipe()
+        reply_r, reply_w = os.pipe()
+        argv = [sys.executable, "-m", module, "--cmd-fd", str(cmd_r), "--reply-fd", str(reply_w), *extra_args]
+        self.deadline = deadline
+        self.started = time.monotonic()
+        try:
+            self.proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=env,
+                cwd=cwd,
+                pass_fds=(cmd_r, reply_w),
+                start_new_session=True,
+                preexec_fn=limits.apply if limits else None,
+            )
+        finally:
+            os.close(cmd_r)
+            os.close(reply_w)
+        self._cmd = os.fdopen(cmd_w, "wb", buffering=0)
+        self._reply_fd = reply_r
+        self._pending = bytearray()
+        self.stdout = Tail(self.proc.stdout, tail_bytes)
+        self.stderr = Tail(self.proc.stderr, tail_bytes)
+        self.timed_out = False
+
+    def send(self, message: dict[str, Any]) -> None:
+        try:
+            self._cmd.write(json.dumps(message).encode() + b"\n")
+        except (BrokenPipeError, OSError):
+            raise ChildDied() from None
+
+    def recv(self) -> dict[str, Any]:
+        """The next reply; ChildDied on end of stream, ChildTimeout (after killing) at the deadline."""
+        while b"\n" not in self._pending:
+            remaining = self.deadline - time.monotonic()
+            if remaining <= 0:
+                self.kill()
+                self.timed_out = True
+                raise ChildTimeout()
+            ready, _, _ = select.select([self._reply_fd], [], [], min(remaining, 1.0))
+            if not ready:
+                continue
+            chunk = os.read(self._reply_fd, 1 << 16)
+            if not chunk:
+                raise ChildDied()
+            self._pending += chunk
+            if len(self._pending) > MAX_MESSAGE_BYTES:
+                raise ChildDied()
+        line, _, rest = bytes(self._pending).partition(b"\n")
+        self._pending = bytearray(rest)
+        try:
+            message = json.loads(line)
+        except ValueError:
+            raise ChildDied() from None
+        if not isinstance(message, dict):
+            raise ChildDied()
+        return message
+
+    def wait_exit(self, timeout: float) -> int | None:
+        try:
+            return self.proc.wait(timeout=max(0.0, timeout))
+        except subprocess.TimeoutExpired:
+            return None
+
+    def kill(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        self.proc.wait()
+
+    def close(self) -> None:
+        """Kill whatever is left of the group and release the pipes."""
+        if self.proc.poll() is None:
+            self.kill()
+        else:
+            try:  # the leader exited; anything it left in its group goes too
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        for close in (self._cmd.close, lambda: os.close(self._reply_fd)):
+            try:
+                close()
+            except OSError:
+                pass
+
+    def exit_description(self) -> str:
+        code = self.proc.poll()
+        if code is None:
+            return "still running"
+        if code < 0:
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = f"signal {-code}"
+            return f"killed by {name}"
+        return f"exited with code {code}"
+
+
+class ParentLink:
+    """The child's side of the two private pipes: commands in, JSON-line replies out."""
+
+    def __init__(self, cmd_fd: int, reply_fd: int) -> None:
+        self._cmd = os.fdopen(cmd_fd, "rb")
+        self._reply = os.fdopen(reply_fd, "wb", buffering=0)
+
+    def recv(self) -> dict[str, Any] | None:
+        line = self._cmd.readline()
+        return json.loads(line) if line else None
+
+    def send(self, message: dict[str, Any]) -> None:
+        self._reply.write(json.dumps(message).encode() + b"\n")
+
+
+def child_env(device: str) -> dict[str, str]:
+    """The environment for evaluator children: the project importable; the interpreter on the CPU."""
+    env = dict(os.environ)
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env["PYTHONUNBUFFERED"] = "1"
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    if device == "cpu":
+        env["TRITON_INTERPRET"] = "1"
+    else:
+        env.pop("TRITON_INTERPRET", None)
+    return env

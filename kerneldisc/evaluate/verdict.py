@@ -1,0 +1,145 @@
+"""The verdict on one candidate, and the timing of a task's reference."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+STATUSES = ("ok", "compile_error", "incorrect", "timeout", "crash", "rejected")
+
+
+@dataclass
+class RuntimeStats:
+    """Statistics of the timed calls of one benchmark, in microseconds."""
+
+    mean_us: float
+    std_us: float
+    stderr_us: float
+    min_us: float
+    median_us: float
+    max_us: float
+    repeats: int
+
+    @classmethod
+    def from_times(cls, times_us: list[float]) -> RuntimeStats:
+        n = len(times_us)
+        mean = sum(times_us) / n
+        var = sum((t - mean) ** 2 for t in times_us) / (n - 1) if n > 1 else 0.0
+        ordered = sorted(times_us)
+        mid = n // 2
+        median = ordered[mid] if n % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+        return cls(mean, var**0.5, (var / n) ** 0.5, ordered[0], median, ordered[-1], n)
+
+
+@dataclass
+class TestResult:
+    spec: dict[str, Any]
+    passed: bool
+    message: str = ""
+
+
+@dataclass
+class BenchmarkResult:
+    spec: dict[str, Any]
+    runtime: RuntimeStats | None = None
+    reference: RuntimeStats | None = None
+
+
+def aggregate(means_us: list[float], ranking: str) -> float:
+    """The task's ranked aggregate of per-benchmark means: geometric or arithmetic mean."""
+    if ranking == "mean":
+        return sum(means_us) / len(means_us)
+    product = 1.0
+    for m in means_us:
+        product *= m
+    return product ** (1.0 / len(means_us))
+
+
+@dataclass
+class ReferenceTiming:
+    """A task's reference timed once with the candidate protocol, reusable across verdicts."""
+
+    task: str
+    device: str
+    runtime_us: float
+    benchmarks: list[BenchmarkResult]
+    device_facts: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ReferenceTiming:
+        benches = [
+            BenchmarkResult(b["spec"], _stats(b.get("runtime")), _stats(b.get("reference")))
+            for b in d["benchmarks"]
+        ]
+        return cls(d["task"], d["device"], d["runtime_us"], benches, d.get("device_facts") or {})
+
+
+@dataclass
+class Verdict:
+    """What the evaluator concluded. `correct` holds only for status ok; `speedup` only then too."""
+
+    task: str
+    candidate: str
+    device: str
+    status: str
+    message: str
+    tests: list[TestResult] = field(default_factory=list)
+    benchmarks: list[BenchmarkResult] = field(default_factory=list)
+    runtime_us: float | None = None
+    reference_runtime_us: float | None = None
+    speedup: float | None = None
+    device_facts: dict[str, Any] = field(default_factory=dict)
+    rechecked: bool = False
+    stdout_tail: str = ""
+    stderr_tail: str = ""
+    elapsed_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"unknown verdict status {self.status!r}")
+
+    @property
+    def correct(self) -> bool:
+        return self.status == "ok"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["correct"] = self.correct
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Verdict:
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        known["tests"] = [TestResult(**t) for t in d.get("tests", [])]
+        known["benchmarks"] = [
+            BenchmarkResult(b["spec"], _stats(b.get("runtime")), _stats(b.get("reference")))
+            for b in d.get("benchmarks", [])
+        ]
+        return cls(**known)
+
+    def summary(self) -> str:
+        """A few lines for a person: status, message, tests, runtime against the reference."""
+        lines = [f"{self.status.upper()}  {self.task} <- {self.candidate}  [device: {self.device}]"]
+        if self.message:
+            lines.append(f"  {self.message}")
+        for t in self.tests:
+            label = ", ".join(f"{k}={v}" for k, v in t.spec.items())
+            mark = "pass" if t.passed else "FAIL"
+            lines.append(
+                f"  test {label}: {mark}" + (f" ({t.message})" if t.message and not t.passed else "")
+            )
+        if self.runtime_us is not None:
+            line = f"  runtime {self.runtime_us:.1f} us"
+            if self.reference_runtime_us is not None:
+                line += f", reference {self.reference_runtime_us:.1f} us"
+            if self.speedup is not None:
+                line += f", speedup {self.speedup:.3f}x" + (" (re-measured)" if self.rechecked else "")
+            lines.append(line)
+        return "\n".join(lines)
+
+
+def _stats(d: dict[str, Any] | None) -> RuntimeStats | None:
+    return RuntimeStats(**d) if d else None
