@@ -98,10 +98,11 @@ def _load_folder(folder: Path) -> Task:
         raise TaskError(f"{folder}: no reference.py (a task folder needs reference.py and task.yml)")
     if not yml.is_file():
         raise TaskError(f"{folder}: no task.yml (a task folder needs reference.py and task.yml)")
-    source = _read_text(ref)
-    _check_reference_defines(ref, source, ("generate_input", "ref_kernel"))
+    source = read_text(ref)
+    tree = parse_source(ref, source)
+    _check_reference_defines(ref, tree, ("generate_input", "ref_kernel"))
     try:
-        meta = yaml.safe_load(_read_text(yml)) or {}
+        meta = yaml.safe_load(read_text(yml)) or {}
     except yaml.YAMLError as exc:
         raise TaskError(f"{yml}: not valid YAML: {str(exc).splitlines()[0]}") from None
     if not isinstance(meta, dict):
@@ -109,10 +110,20 @@ def _load_folder(folder: Path) -> Task:
 
     tests = _spec_list(meta, "tests", yml, required=True)
     benchmarks = _spec_list(meta, "benchmarks", yml, required=False) or tests
+    cpu_tests = _spec_list(meta, "cpu_tests", yml, required=False)
+    cpu_benchmarks = _spec_list(meta, "cpu_benchmarks", yml, required=False)
+    _check_specs_fit(
+        ref,
+        tree,
+        yml,
+        {"tests": tests, "benchmarks": benchmarks, "cpu_tests": cpu_tests, "cpu_benchmarks": cpu_benchmarks},
+    )
     ranking = str(meta.get("ranking_by", "geom")).lower()
     ranking = {"geometric": "geom", "geomean": "geom", "arithmetic": "mean"}.get(ranking, ranking)
     if ranking not in RANKINGS:
         raise TaskError(f"{yml}: ranking_by must be one of {', '.join(RANKINGS)}, got {ranking!r}")
+    # Without tolerances a GPU MODE folder relies on its reference's check_implementation;
+    # the defaults below are torch.allclose's and only apply when there is no checker.
     tol = meta.get("tolerances") or {}
     if not isinstance(tol, dict):
         raise TaskError(f"{yml}: tolerances must be a mapping like {{rtol: 1e-3, atol: 1e-3}}")
@@ -132,11 +143,11 @@ def _load_folder(folder: Path) -> Task:
         ranking_by=ranking,
         rtol=_number(tol.get("rtol", 1e-5), "tolerances.rtol", yml),
         atol=_number(tol.get("atol", 1e-8), "tolerances.atol", yml),
-        cpu_tests=_spec_list(meta, "cpu_tests", yml, required=False),
-        cpu_benchmarks=_spec_list(meta, "cpu_benchmarks", yml, required=False),
-        flops=_optional_expr(meta, "flops", yml),
-        bytes=_optional_expr(meta, "bytes", yml),
-        baselines=meta.get("baselines") or {},
+        cpu_tests=cpu_tests,
+        cpu_benchmarks=cpu_benchmarks,
+        flops=_optional_expr(meta, "flops", yml, benchmarks),
+        bytes=_optional_expr(meta, "bytes", yml, benchmarks),
+        baselines=_baselines(meta, yml),
         language=str(meta.get("language", "triton")),
         submission_path=submission if submission.is_file() else None,
         extra={k: v for k, v in meta.items() if k not in known},
@@ -169,7 +180,7 @@ def spec_label(spec: dict[str, Any]) -> str:
     return "; ".join(f"{k}: {v}" for k, v in spec.items())
 
 
-def _read_text(path: Path) -> str:
+def read_text(path: Path) -> str:
     try:
         return path.read_text()
     except UnicodeDecodeError:
@@ -178,22 +189,58 @@ def _read_text(path: Path) -> str:
         raise TaskError(f"{path}: cannot read ({exc.strerror})") from None
 
 
-def _check_reference_defines(path: Path, source: str, names: tuple[str, ...]) -> None:
+def parse_source(path: Path, source: str) -> ast.Module:
+    """The module's syntax tree; a syntax error becomes a TaskError naming file and line."""
     try:
-        tree = ast.parse(source, filename=str(path))
+        return ast.parse(source, filename=str(path))
     except SyntaxError as exc:
         raise TaskError(f"{path}:{exc.lineno}: syntax error: {exc.msg}") from None
+
+
+def top_level_names(tree: ast.Module) -> set[str]:
+    """Names a module defines at its top level: functions, classes, assignments, imports."""
     defined = set()
     for node in tree.body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             defined.add(node.name)
         elif isinstance(node, ast.Assign):
             defined.update(t.id for t in node.targets if isinstance(t, ast.Name))
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            defined.add(node.target.id)
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             defined.update((a.asname or a.name).split(".")[0] for a in node.names)
-    missing = [n for n in names if n not in defined]
+    return defined
+
+
+def _check_reference_defines(path: Path, tree: ast.Module, names: tuple[str, ...]) -> None:
+    missing = [n for n in names if n not in top_level_names(tree)]
     if missing:
         raise TaskError(f"{path}: must define {', '.join(missing)}")
+
+
+def _check_specs_fit(ref: Path, tree: ast.Module, yml: Path, lists: dict[str, list[dict]]) -> None:
+    """Every spec's keys must be arguments of generate_input (unless it takes **kwargs), and
+    every argument without a default must be in every spec."""
+    fn = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "generate_input"), None)
+    if fn is None:  # defined by assignment or import: nothing to compare statically
+        return
+    args = fn.args
+    positional = args.posonlyargs + args.args
+    names = {a.arg for a in positional + args.kwonlyargs}
+    defaults = {a.arg for a in positional[len(positional) - len(args.defaults) :]}
+    defaults |= {a.arg for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True) if d is not None}
+    required = names - defaults
+    for key, specs in lists.items():
+        for i, spec in enumerate(specs):
+            unknown = sorted(set(spec) - names) if args.kwarg is None else []
+            if unknown:
+                raise TaskError(
+                    f"{yml}: {key}[{i}] has {', '.join(unknown)}, which generate_input in {ref.name} "
+                    f"does not accept (it takes {', '.join(sorted(names))})"
+                )
+            absent = sorted(required - set(spec))
+            if absent:
+                raise TaskError(f"{yml}: {key}[{i}] lacks {', '.join(absent)}, required by generate_input")
 
 
 def _spec_list(meta: dict, key: str, yml: Path, required: bool) -> list[dict[str, Any]]:
@@ -216,19 +263,53 @@ def _number(value: Any, key: str, yml: Path) -> float:
         raise TaskError(f"{yml}: {key} must be a number, got {value!r}") from None
 
 
-def _optional_expr(meta: dict, key: str, yml: Path) -> str | None:
+def _optional_expr(meta: dict, key: str, yml: Path, benchmarks: list[dict[str, Any]]) -> str | None:
+    """A FLOP or byte expression; every name in it must be a key of every benchmark spec."""
     value = meta.get(key)
     if value is None:
         return None
     expr = str(value)
     try:
-        ast.parse(expr, mode="eval")
+        tree = ast.parse(expr, mode="eval")
     except SyntaxError:
         raise TaskError(f"{yml}: '{key}' must be a Python expression over the spec, got {expr!r}") from None
+    names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} - set(_EXPR_BUILTINS)
+    for i, spec in enumerate(benchmarks):
+        unknown = sorted(names - set(spec))
+        if unknown:
+            raise TaskError(
+                f"{yml}: '{key}' uses {', '.join(unknown)}, which benchmarks[{i}] does not define "
+                f"(its keys: {', '.join(spec)})"
+            )
     return expr
+
+
+def _baselines(meta: dict, yml: Path) -> dict[str, Any]:
+    """`baselines: {GPU: {best_human_us: 1371, source: ..., ttt_discover_us: ...}}` (docs/tasks.md)."""
+    value = meta.get("baselines") or {}
+    if not isinstance(value, dict):
+        raise TaskError(
+            f"{yml}: baselines must map a GPU model to its figures, e.g. {{H100: {{best_human_us: 1371}}}}"
+        )
+    for gpu, entry in value.items():
+        if not isinstance(entry, dict):
+            raise TaskError(
+                f"{yml}: baselines.{gpu} must be a mapping like {{best_human_us: 1371, source: ...}}"
+            )
+        for field_name, figure in entry.items():
+            if str(field_name).endswith("_us") and (
+                isinstance(figure, bool) or not isinstance(figure, (int, float)) or figure <= 0
+            ):
+                raise TaskError(
+                    f"{yml}: baselines.{gpu}.{field_name} must be a positive number of µs, got {figure!r}"
+                )
+    return value
+
+
+_EXPR_BUILTINS = {"min": min, "max": max}
 
 
 def eval_spec_expr(expr: str, spec: dict[str, Any]) -> float:
     """Evaluate a task's FLOP or byte expression for one spec (names are the spec's keys)."""
     code = compile(ast.parse(expr, mode="eval"), "<task expr>", "eval")
-    return float(eval(code, {"__builtins__": {"min": min, "max": max}}, dict(spec)))
+    return float(eval(code, {"__builtins__": _EXPR_BUILTINS}, dict(spec)))

@@ -1,0 +1,187 @@
+"""KernelBench problems: one Python file defining `Model`, `get_inputs` and `get_init_inputs`.
+
+Loading (`load_kernelbench_task`) only parses the file; nothing in it runs in the caller.
+The runtime helpers (`make_problem`, `wrap_candidate`) run inside evaluator child processes
+and turn the file into GPU MODE's shape, so the evaluator treats both task kinds alike:
+
+- `generate_input(seed)` seeds torch, calls `get_init_inputs()` and `get_inputs()` and
+  returns `data = (inputs, init_inputs)`, two tuples, tensors on the GPU when there is one.
+- `ref_kernel(data)` runs `Model(*init_inputs)(*inputs)`; a candidate's `custom_kernel(data)`
+  (from `wrap_candidate`) runs `ModelNew(*init_inputs)(*inputs)`.
+- Both models are built right after `torch.manual_seed(WEIGHT_SEED)`, so a `ModelNew` that
+  creates the same parameters in the same order (e.g. the same `nn.Linear` layers) starts
+  from the same weights as `Model`.
+- Models are cached per class and init-input signature: the first call for a signature
+  builds the model (construction happens inside that call, which the evaluator's
+  correctness tests and warm-up absorb), later calls, the timed ones, only run `forward`.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import types
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from kerneldisc.errors import CandidateError, TaskError
+from kerneldisc.task import Task, parse_source, read_text, top_level_names
+
+REQUIRED = ("Model", "get_inputs", "get_init_inputs")
+WEIGHT_SEED = 42  # the seed set immediately before constructing Model and ModelNew
+TEST_SEEDS = (42, 1234)
+BENCHMARK_SEED = 42
+TOLERANCE = 1e-2  # KernelBench's own atol = rtol
+
+KernelBenchData = tuple[tuple[Any, ...], tuple[Any, ...]]  # (inputs, init_inputs)
+
+
+def load_kernelbench_task(path: str | Path) -> Task:
+    """A Task for a KernelBench file, validated statically (the file is parsed, not run)."""
+    path = Path(path).resolve()
+    source = read_text(path)
+    tree = parse_source(path, source)
+    defined = top_level_names(tree)
+    missing = [name for name in REQUIRED if name not in defined]
+    if missing:
+        raise TaskError(
+            f"{path}: a KernelBench problem must define {', '.join(REQUIRED)}; missing: {', '.join(missing)}"
+        )
+    return Task(
+        name=path.stem,
+        kind="kernelbench",
+        path=path,
+        description=_describe(path, tree),
+        reference_source=source,
+        tests=[{"seed": seed} for seed in TEST_SEEDS],
+        benchmarks=[{"seed": BENCHMARK_SEED}],
+        ranking_by="mean",
+        rtol=TOLERANCE,
+        atol=TOLERANCE,
+        language="triton",
+    )
+
+
+def make_problem(path: str | Path) -> tuple[Callable[..., KernelBenchData], Callable[[KernelBenchData], Any]]:
+    """(generate_input, ref_kernel) for the file at `path`; imports (runs) the file."""
+    problem = _import_file(Path(path), "_kerneldisc_kernelbench_problem")
+
+    def generate_input(seed: int) -> KernelBenchData:
+        import torch
+
+        torch.manual_seed(seed)
+        init_inputs = tuple(problem.get_init_inputs())
+        inputs = tuple(problem.get_inputs())
+        device = _device()
+        return _to_device(inputs, device), _to_device(init_inputs, device)
+
+    return generate_input, _model_runner(problem.Model)
+
+
+def wrap_candidate(module: types.ModuleType) -> Callable[[KernelBenchData], Any]:
+    """`custom_kernel(data)` for a candidate module that defines `ModelNew`."""
+    model_new = getattr(module, "ModelNew", None)
+    if not isinstance(model_new, type):
+        raise CandidateError(
+            "candidate defines no ModelNew class (a KernelBench candidate is a module with "
+            "`class ModelNew(nn.Module)` taking Model's constructor arguments)"
+        )
+    return _model_runner(model_new)
+
+
+def kernelbench_problem_parts(task: Task) -> tuple[Callable, Callable, Callable]:
+    """(generate_input, ref_kernel, wrap_candidate) for a KernelBench task, for the evaluator."""
+    generate_input, ref_kernel = make_problem(task.path)
+    return generate_input, ref_kernel, wrap_candidate
+
+
+def _model_runner(cls: type) -> Callable[[KernelBenchData], Any]:
+    import torch
+
+    models: dict[tuple, Any] = {}
+
+    def run(data: KernelBenchData) -> Any:
+        inputs, init_inputs = data
+        device = _device_of(inputs)
+        key = (device, _signature(init_inputs))
+        model = models.get(key)
+        if model is None:
+            torch.manual_seed(WEIGHT_SEED)
+            model = cls(*init_inputs)
+            if isinstance(model, torch.nn.Module):
+                model = model.to(device)
+            models[key] = model
+        with torch.no_grad():
+            return model(*inputs)
+
+    return run
+
+
+def _signature(values: Sequence[Any]) -> tuple:
+    """A hashable description of init inputs: equal signatures build identical models."""
+    import torch
+
+    parts = []
+    for v in values:
+        if isinstance(v, torch.Tensor):
+            parts.append(("tensor", tuple(v.shape), str(v.dtype), v.detach().cpu().numpy().tobytes()))
+        elif isinstance(v, (list, tuple)):
+            parts.append((type(v).__name__, _signature(v)))
+        else:
+            parts.append(repr(v))
+    return tuple(parts)
+
+
+def _device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _device_of(inputs: Sequence[Any]) -> Any:
+    import torch
+
+    for v in inputs:
+        if isinstance(v, torch.Tensor):
+            return v.device
+    return torch.device(_device())
+
+
+def _to_device(values: tuple, device: str) -> tuple:
+    import torch
+
+    return tuple(v.to(device) if isinstance(v, torch.Tensor) else v for v in values)
+
+
+def _import_file(path: Path, module_name: str) -> types.ModuleType:
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _describe(path: Path, tree: ast.Module) -> str:
+    """The prompt's task text: the file's own docstrings plus the candidate contract."""
+    model = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Model")
+    methods = {n.name: n for n in model.body if isinstance(n, ast.FunctionDef)}
+    docs = [d for d in (ast.get_docstring(tree), ast.get_docstring(model)) if d]
+    forward_doc = ast.get_docstring(methods["forward"]) if "forward" in methods else None
+    lines = [f"KernelBench problem `{path.stem}`."]
+    lines += docs
+    if forward_doc:
+        lines.append(f"Model.forward: {forward_doc}")
+    for name, label in (("__init__", "constructor"), ("forward", "forward")):
+        if name in methods:
+            args = [a.arg for a in methods[name].args.args[1:]]
+            lines.append(f"Model {label} arguments: ({', '.join(args)})")
+    lines.append(
+        "Write a module defining `class ModelNew(torch.nn.Module)` with Model's constructor "
+        "arguments (the values come from get_init_inputs()) whose forward takes the tensors "
+        "from get_inputs() and returns what Model.forward returns, within "
+        f"atol = rtol = {TOLERANCE:g}. Both models are built right after "
+        f"torch.manual_seed({WEIGHT_SEED}); create parameters in the same order as Model "
+        "(e.g. the same nn.Linear layers) to start from the same weights. The reference "
+        "source is the problem file itself."
+    )
+    return "\n\n".join(lines)
