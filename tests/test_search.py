@@ -261,6 +261,8 @@ def test_create_refuses_to_overwrite_and_load_reports_bad_files(tmp_path):
     small_tree(path)
     with pytest.raises(ConfigError, match="already exists"):
         Archive.create(path)
+    fresh = Archive.create(path, overwrite=True)
+    assert len(Archive.load(path)) == len(fresh) == 0
     bad = tmp_path / "bad.json"
     bad.write_text('{"version": 1, "c": 1.0}')
     with pytest.raises(ConfigError, match="bad.json"):

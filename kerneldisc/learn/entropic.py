@@ -15,7 +15,7 @@ tie at the maximum. When that limit is ≤ ln 2 (half or more of the group tied 
 lone winner of a pair) no finite β reaches ln 2; the published code then lets β run to about
 1e6 and a lone winner's advantage to about 1e12. Here β_z is capped at `BETA_CAP_NORMALISED`:
 a reward at the group's minimum keeps e^−8 ≈ 3e-4 of a winner's weight, the KL is within 0.5 %
-of its limit, and no advantage exceeds e^8 − 1 ≈ 3e3.
+of its limit, and no advantage in such a group exceeds e^8 − 1 ≈ 3e3.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def entropic_advantages(
     if r.size <= 1 or spread == 0.0:
         return np.zeros(r.size), (0.0 if beta is None else float(beta))
     z = (r - r.max()) / spread
-    beta_z = adaptive_beta_normalised(z) if beta is None else float(beta) * spread
+    beta_z = _adaptive_beta_normalised(z) if beta is None else float(beta) * spread
     advantages = _leave_one_out(z, beta_z)
     if not np.all(np.isfinite(advantages)):
         raise ValueError(
@@ -74,7 +74,7 @@ def kl_from_uniform(rewards: Sequence[float] | np.ndarray, beta: float) -> float
     return float(max(0.0, np.sum(q * (log_q + math.log(r.size)))))
 
 
-def adaptive_beta_normalised(z: np.ndarray) -> float:
+def _adaptive_beta_normalised(z: np.ndarray) -> float:
     """β on range-normalised rewards (max 0, min −1) with KL = ln 2, or the cap when unreachable.
 
     Brackets by doubling, then bisects until the bracket is within a relative 1e-6 of β.

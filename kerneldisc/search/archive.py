@@ -104,12 +104,24 @@ class Archive:
 
     @classmethod
     def create(
-        cls, path: str | Path | None, c: float = 1.0, top_children: int = 2, max_size: int = 1000
+        cls,
+        path: str | Path | None,
+        c: float = 1.0,
+        top_children: int = 2,
+        max_size: int = 1000,
+        overwrite: bool = False,
     ) -> Archive:
-        """A new, empty archive saved at `path` (None keeps it in memory only)."""
+        """A new, empty archive saved at `path` (None keeps it in memory only).
+
+        An existing file is replaced only with `overwrite=True` (a run that stopped before its
+        first checkpoint); otherwise it is refused, so a resumable run is never clobbered.
+        """
         target = Path(path) if path is not None else None
-        if target is not None and target.exists():
-            raise ConfigError(f"{target}: an archive already exists there; use Archive.load to resume it")
+        if target is not None and target.exists() and not overwrite:
+            raise ConfigError(
+                f"{target}: an archive already exists there; use Archive.load to resume it "
+                "or pass overwrite=True to start over"
+            )
         archive = cls(target, c=c, top_children=top_children, max_size=max_size)
         archive.save()
         return archive
