@@ -1,0 +1,122 @@
+"""KernelBench problems as tasks: static loading, seeded inputs, shared weights, model caching."""
+
+from __future__ import annotations
+
+import importlib.util
+import types
+from pathlib import Path
+
+import pytest
+import torch
+
+from kerneldisc.errors import CandidateError, TaskError
+from kerneldisc.kernelbench import (
+    TEST_SEEDS,
+    kernelbench_problem_parts,
+    load_kernelbench_task,
+    make_problem,
+    wrap_candidate,
+)
+from kerneldisc.task import load_task
+
+FIXTURES = Path(__file__).parent / "fixtures" / "kernelbench"
+PROBLEM = FIXTURES / "linear_relu.py"
+
+
+def import_fixture(name: str) -> types.ModuleType:
+    spec = importlib.util.spec_from_file_location(f"_kb_{name}", FIXTURES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_kernelbench_file_loads_as_a_task():
+    task = load_task(PROBLEM)  # a file path dispatches to the KernelBench loader
+    assert task.kind == "kernelbench" and task.name == "linear_relu"
+    assert task.tests == [{"seed": s} for s in TEST_SEEDS] and len(task.tests) == 2
+    assert task.benchmarks and all("seed" in s for s in task.benchmarks)
+    assert (task.ranking_by, task.rtol, task.atol) == ("mean", 1e-2, 1e-2)
+    assert task.reference_source == PROBLEM.read_text()
+
+
+def test_description_carries_the_docstrings_and_the_candidate_contract():
+    description = load_kernelbench_task(PROBLEM).description
+    assert "A fully connected layer followed by ReLU" in description
+    assert "y = relu(x @ W^T + b)." in description
+    assert "(in_features, out_features)" in description
+    assert "ModelNew" in description
+
+
+@pytest.mark.parametrize("missing", ["Model", "get_inputs", "get_init_inputs"])
+def test_a_missing_piece_is_named(tmp_path, missing):
+    source = PROBLEM.read_text()
+    renamed = {
+        "Model": ("class Model(", "class Net("),
+        "get_inputs": ("def get_inputs(", "def make_inputs("),
+        "get_init_inputs": ("def get_init_inputs(", "def make_init_inputs("),
+    }[missing]
+    path = tmp_path / "problem.py"
+    path.write_text(source.replace(*renamed))
+    with pytest.raises(TaskError) as info:
+        load_kernelbench_task(path)
+    assert str(path) in str(info.value) and f"missing: {missing}" in str(info.value)
+
+
+def test_a_syntax_error_names_the_line(tmp_path):
+    path = tmp_path / "broken.py"
+    path.write_text("import torch\n\nclass Model(torch.nn.Module:\n    pass\n")
+    with pytest.raises(TaskError, match=r"broken.py:3: syntax error"):
+        load_kernelbench_task(path)
+
+
+def test_inputs_are_seeded_and_carry_the_init_inputs():
+    generate_input, _ = make_problem(PROBLEM)
+    inputs, init_inputs = generate_input(seed=42)
+    assert init_inputs == (32, 16)
+    assert len(inputs) == 1 and inputs[0].shape == (8, 32)
+    again, _ = generate_input(seed=42)
+    other, _ = generate_input(seed=43)
+    assert torch.equal(inputs[0], again[0])
+    assert not torch.equal(inputs[0], other[0])
+
+
+def test_correct_candidate_gets_the_same_weights_and_matches_exactly():
+    generate_input, ref_kernel = make_problem(PROBLEM)
+    custom_kernel = wrap_candidate(import_fixture("linear_relu_new_correct"))
+    for seed in TEST_SEEDS:
+        data = generate_input(seed=seed)
+        expected = ref_kernel(data)
+        assert (expected > 0).any() and (expected == 0).any()  # the ReLU is exercised
+        # Same layers built after the same seed: identical weights, identical outputs.
+        assert torch.equal(custom_kernel(data), expected)
+
+
+def test_incorrect_candidate_fails_the_kernelbench_tolerance():
+    task = load_kernelbench_task(PROBLEM)
+    generate_input, ref_kernel = make_problem(PROBLEM)
+    custom_kernel = wrap_candidate(import_fixture("linear_relu_new_wrong"))
+    data = generate_input(seed=TEST_SEEDS[0])
+    assert not torch.allclose(custom_kernel(data), ref_kernel(data), rtol=task.rtol, atol=task.atol)
+
+
+def test_models_are_built_once_per_init_signature():
+    generate_input, _ = make_problem(PROBLEM)
+    candidate = import_fixture("linear_relu_new_correct")
+    custom_kernel = wrap_candidate(candidate)
+    for seed in (1, 2, 3):
+        custom_kernel(generate_input(seed=seed))
+    assert candidate.constructed == 1
+    inputs, _ = generate_input(seed=1)
+    assert custom_kernel((inputs, (32, 4))).shape == (8, 4)  # new init inputs: a new model
+    assert candidate.constructed == 2
+
+
+def test_a_candidate_without_model_new_is_refused():
+    with pytest.raises(CandidateError, match="ModelNew"):
+        wrap_candidate(types.ModuleType("empty_candidate"))
+
+
+def test_the_evaluator_gets_all_three_parts_from_the_task():
+    generate_input, ref_kernel, wrap = kernelbench_problem_parts(load_kernelbench_task(PROBLEM))
+    data = generate_input(seed=7)
+    assert torch.equal(wrap(import_fixture("linear_relu_new_correct"))(data), ref_kernel(data))
