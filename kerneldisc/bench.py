@@ -355,12 +355,16 @@ def _run_eval(entry: Entry, task: Task, entry_dir: Path, device: str, outcome: d
     entry come from the same run and protocol."""
     from kerneldisc.evaluate import EvalConfig, evaluate, measure_reference
 
+    errors: list[str] = []
+    candidates = list(_expand_candidates(entry, task, entry_dir, errors))
+    if not candidates:
+        return errors or ["no candidates to evaluate"]
     cfg = EvalConfig(device=device)
     reference = measure_reference(task, cfg)
     atomic_write_json(entry_dir / "reference.json", reference.to_dict())
     (entry_dir / "verdicts").mkdir(exist_ok=True)
-    errors, records = [], []
-    for label, role, path in _expand_candidates(entry, task, entry_dir, errors):
+    records: list[dict[str, Any]] = []
+    for label, role, path in candidates:
         verdict = evaluate(task, path.read_text(), cfg, reference=reference).to_dict()
         verdict_file = f"verdicts/{_slug(label, [r['verdict_file'] for r in records])}.json"
         atomic_write_json(entry_dir / verdict_file, verdict)

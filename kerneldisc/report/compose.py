@@ -99,7 +99,9 @@ def _speed_of_light(sol, found) -> Section:
         Paragraph(
             "Roofline limit per benchmark = max(FLOPs / measured matmul rate, bytes / measured copy "
             "bandwidth), aggregated over the benchmarks the way the task ranks runtimes; the fraction "
-            "is limit / runtime (1.0 would be a kernel at the speed of light)."
+            "is limit / runtime (1.0 would be a kernel at the speed of light). The bandwidth is that of a "
+            "large copy from memory, so a working set that fits in cache (common with the small CPU "
+            "shapes) can run above 1."
         )
     )
     if sol.empty:

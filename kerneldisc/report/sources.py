@@ -36,6 +36,13 @@ class RunData:
     device_facts: dict[str, Any] = field(default_factory=dict)  # from the run's reference timing
 
     @property
+    def label(self) -> str:
+        """The run folder's name, or its bench entry's name for `<bench>/entries/<name>/run`."""
+        if self.path.name == "run" and self.path.parent.parent.name == "entries":
+            return self.path.parent.name
+        return self.path.name
+
+    @property
     def device(self) -> str:
         return str(self.summary.get("device") or "unknown")
 

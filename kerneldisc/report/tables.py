@@ -21,6 +21,13 @@ from kerneldisc.task import Task, eval_spec_expr
 ROLE_BEST = "best found"
 ROLE_HUMAN = "best human (published)"
 ROLE_TTT = "TTT-Discover (published)"
+ROLE_TTT_START = "TTT-Discover starting program (published)"
+# task.yml baseline keys -> (role, the per-GPU key that may name the figure's source)
+_PUBLISHED = {
+    "best_human_us": (ROLE_HUMAN, "source"),
+    "ttt_discover_us": (ROLE_TTT, "ttt_discover_source"),
+    "ttt_discover_start_us": (ROLE_TTT_START, "ttt_discover_source"),
+}
 
 
 @dataclass
@@ -196,7 +203,7 @@ def measurements(runs: list[RunData], evals: list[EvalResult]) -> list[Measureme
             device=_device_kind(run.device),
             device_name=run.device_name,
             status="ok",
-            source=f"run {run.path.name}",
+            source=f"run {run.label}",
             task_obj=run.task,
         )
         found.append(
@@ -241,7 +248,15 @@ def comparison_tables(found: list[Measurement]) -> dict[tuple[str, str], pd.Data
             rows += published_baselines(first.task_obj, device_name)
         eager = _first_runtime(rows, ROLE_REFERENCE)
         start = _first_runtime(rows, ROLE_SUBMISSION)
-        order = [ROLE_REFERENCE, ROLE_COMPILE, ROLE_SUBMISSION, ROLE_BEST, ROLE_HUMAN, ROLE_TTT]
+        order = [
+            ROLE_REFERENCE,
+            ROLE_COMPILE,
+            ROLE_SUBMISSION,
+            ROLE_BEST,
+            ROLE_HUMAN,
+            ROLE_TTT,
+            ROLE_TTT_START,
+        ]
         rows.sort(key=lambda m: order.index(m.role) if m.role in order else len(order))
         tables[(task, device_name)] = pd.DataFrame(
             [
@@ -275,20 +290,21 @@ def published_baselines(task: Task, device_name: str) -> list[Measurement]:
     """The task's published figures for the GPU model in `device_name` (e.g. H100 in
     "NVIDIA H100 80GB HBM3"); nothing when the task lists no figure for that model.
 
-    task.yml holds `baselines: {H100: {best_human_us: 1371, ttt_discover_us: 1161}, ...}` and
+    task.yml holds `baselines: {H100: {best_human_us: 1371, ttt_discover_us: 1161}, ...}`; a
+    figure's source is the GPU entry's `source` / `ttt_discover_source`, or the task-wide
     `baseline_sources: {best_human_us: "...", ttt_discover_us: "..."}`.
     """
     model = match_gpu_model(device_name, task.baselines)
     entry = task.baselines.get(model) if model is not None else None
     if not isinstance(entry, dict):
         return []
-    sources = task.extra.get("baseline_sources") or {}
+    shared = task.extra.get("baseline_sources") or {}
     found = []
-    for key, role in (("best_human_us", ROLE_HUMAN), ("ttt_discover_us", ROLE_TTT)):
+    for key, (role, source_key) in _PUBLISHED.items():
         value = _number(entry.get(key))
         if value is None:
             continue
-        source = sources.get(key) if isinstance(sources, dict) else None
+        source = entry.get(source_key) or (shared.get(key) if isinstance(shared, dict) else None)
         found.append(
             Measurement(
                 task=task.name,

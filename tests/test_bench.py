@@ -1,0 +1,184 @@
+"""Benchmark suites: loading, running with the real evaluator, failures, resume, parallel entries."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from kerneldisc.bench import load_suite, read_outcome, run_suite
+from kerneldisc.errors import ConfigError
+from kerneldisc.task import load_task
+
+REPO = Path(__file__).resolve().parent.parent
+# A correct candidate that the evaluator times in plain torch (no Triton interpreter): cheap.
+TORCH_VECTORADD = "def custom_kernel(data):\n    a, b = data\n    return a + b\n"
+
+
+@pytest.fixture(autouse=True)
+def _ceilings_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERNELDISC_CACHE", str(tmp_path / "cache"))
+
+
+def write_suite(folder: Path, text: str, name: str = "suite.yml") -> Path:
+    path = folder / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_shipped_suites_name_existing_tasks_and_candidates():
+    for name in ("reference", "ttt_vs_bestofn"):
+        suite = load_suite(REPO / "benchmarks" / f"{name}.yml")
+        assert suite.entries
+        for entry in suite.entries:
+            task = load_task(entry.task)
+            if "@submission" in entry.candidates:
+                assert task.submission_path is not None, f"{task.name} has no submission.py"
+    reference = load_suite(REPO / "benchmarks" / "reference.yml")
+    from kerneldisc.task import list_reference_tasks
+
+    assert {e.task for e in reference.entries} == set(list_reference_tasks())
+    ablation = load_suite(REPO / "benchmarks" / "ttt_vs_bestofn.yml")
+    budgets = {
+        (e.settings["steps"], e.settings["groups"], e.settings["group_size"]) for e in ablation.entries
+    }
+    assert len(budgets) == 1, "training on and off must get the same sample budget"
+    assert sorted(e.settings["train"] for e in ablation.entries) == [False, True]
+
+
+def test_kernelbench_suite_needs_a_checkout_path(tmp_path, monkeypatch):
+    monkeypatch.delenv("KERNELBENCH_ROOT", raising=False)
+    with pytest.raises(ConfigError, match="kernelbench_root.*KERNELBENCH_ROOT"):
+        load_suite(REPO / "benchmarks" / "kernelbench.yml")
+    with pytest.raises(ConfigError, match="KernelBench checkout .* not found"):
+        load_suite(REPO / "benchmarks" / "kernelbench.yml", {"kernelbench_root": str(tmp_path / "absent")})
+
+
+def test_kernelbench_problems_are_picked_by_level_and_number(tmp_path, monkeypatch):
+    level1 = tmp_path / "KernelBench" / "KernelBench" / "level1"
+    level1.mkdir(parents=True)
+    for number, name in (
+        (1, "Square_matrix_multiplication_"),
+        (19, "ReLU"),
+        (23, "Softmax"),
+        (40, "LayerNorm"),
+    ):
+        (level1 / f"{number}_{name}.py").write_text("class Model: pass\n")
+    monkeypatch.setenv("KERNELBENCH_ROOT", str(tmp_path / "KernelBench"))
+    suite = load_suite(REPO / "benchmarks" / "kernelbench.yml")
+    by_name = {e.name: e for e in suite.entries}
+    assert Path(by_name["l1-softmax"].task) == level1 / "23_Softmax.py"
+    assert Path(by_name["l1-relu"].task) == level1 / "19_ReLU.py"
+    assert by_name["l1-softmax-discover"].action == "discover"
+    assert by_name["l1-softmax-discover"].settings["steps"] == 3  # suite defaults reach entries
+
+
+def test_suite_errors_name_the_file_and_entry(tmp_path):
+    bad = write_suite(tmp_path, "entries:\n  - task: vectoradd\n")
+    with pytest.raises(ConfigError, match=r"entries\[0\].*exactly one of 'eval'"):
+        load_suite(bad)
+    dupes = write_suite(
+        tmp_path,
+        "entries:\n  - {task: vectoradd, eval: ['@reference']}\n  - {task: vectoradd, eval: ['@submission']}\n",
+    )
+    with pytest.raises(ConfigError, match="unique.*vectoradd-eval"):
+        load_suite(dupes)
+    with pytest.raises(ConfigError, match="no such variable"):
+        load_suite(
+            write_suite(tmp_path, "entries:\n  - {task: vectoradd, eval: ['@reference']}\n"), {"x": "1"}
+        )
+
+
+@pytest.mark.slow
+def test_failing_entry_is_recorded_and_the_suite_goes_on(tmp_path):
+    suite_file = write_suite(
+        tmp_path,
+        """\
+        name: mixed
+        device: cpu
+        entries:
+          - task: no_such_task
+            eval: ["@reference"]
+          - task: vectoradd
+            eval: ["@reference", torch_add.py, missing_kernel.py]
+        """,
+    )
+    (tmp_path / "torch_add.py").write_text(TORCH_VECTORADD)
+    out = tmp_path / "out"
+    result = run_suite(load_suite(suite_file), out)
+
+    failed = read_outcome(out, "no_such_task-eval")
+    assert failed["status"] == "failed"
+    assert "no_such_task" in failed["error"]
+    mixed = read_outcome(out, "vectoradd-eval")
+    # A missing file fails the entry but the other candidates were still evaluated.
+    assert mixed["status"] == "failed" and "missing_kernel.py" in mixed["error"]
+    verdicts = {v["label"]: v for v in mixed["verdicts"]}
+    assert set(verdicts) == {"@reference", str(tmp_path / "torch_add.py")}
+    for v in verdicts.values():
+        full = json.loads((out / "entries" / "vectoradd-eval" / v["verdict_file"]).read_text())
+        assert full["status"] == "ok", full["message"]
+        assert full["runtime_us"] == v["runtime_us"] > 0
+    reference = json.loads((out / "entries" / "vectoradd-eval" / "reference.json").read_text())
+    for v in verdicts.values():
+        full = json.loads((out / "entries" / "vectoradd-eval" / v["verdict_file"]).read_text())
+        assert full["reference_runtime_us"] == reference["runtime_us"]  # one yardstick per entry
+    assert {o["name"] for o in result.failed} == {"no_such_task-eval", "vectoradd-eval"}
+    assert (out / "suite.yml").is_file() and (out / "ceilings.json").is_file()
+
+
+@pytest.mark.slow
+def test_resume_skips_finished_entries_and_reruns_failed_ones(tmp_path):
+    suite_file = write_suite(
+        tmp_path,
+        """\
+        name: resumable
+        device: cpu
+        entries:
+          - task: vectoradd
+            eval: ["@reference"]
+          - task: vectoradd
+            name: later
+            eval: [kernel.py]
+        """,
+    )
+    out = tmp_path / "out"
+    first = run_suite(load_suite(suite_file), out)
+    assert [o["status"] for o in first.outcomes] == ["done", "failed"]
+    done_before = read_outcome(out, "vectoradd-eval")
+    assert "kernel.py" in read_outcome(out, "later")["error"]
+
+    # The missing candidate appears; a resumed suite runs only the entry that had not finished.
+    (tmp_path / "kernel.py").write_text(TORCH_VECTORADD)
+    with pytest.raises(ConfigError, match="--resume"):
+        run_suite(load_suite(suite_file), out)
+    second = run_suite(load_suite(suite_file), out, resume=True)
+    assert [o["status"] for o in second.outcomes] == ["done", "done"]
+    assert read_outcome(out, "vectoradd-eval") == done_before
+    later_after = read_outcome(out, "later")
+    assert later_after["verdicts"][0]["status"] == "ok"
+
+
+@pytest.mark.slow
+def test_entries_run_in_parallel_processes_one_per_gpu_slot(tmp_path):
+    suite_file = write_suite(
+        tmp_path,
+        """\
+        name: parallel
+        device: cpu
+        entries:
+          - {task: vectoradd, name: a, eval: ["@reference"]}
+          - {task: vectoradd, name: b, eval: [torch_add.py]}
+          - {task: no_such_task, name: c, eval: ["@reference"]}
+        """,
+    )
+    (tmp_path / "torch_add.py").write_text(TORCH_VECTORADD)
+    out = tmp_path / "out"
+    result = run_suite(load_suite(suite_file), out, gpus=["0", "1"])
+    status = {o["name"]: o["status"] for o in result.outcomes}
+    assert status == {"a": "done", "b": "done", "c": "failed"}
+    for name in ("a", "b"):
+        assert (out / "entries" / name / "child.log").is_file()  # ran in its own process
+        assert read_outcome(out, name)["verdicts"][0]["runtime_us"] > 0

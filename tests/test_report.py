@@ -1,0 +1,239 @@
+"""Reports built from a real small bench folder: evaluator verdicts plus a scripted discovery run."""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import re
+import shutil
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from kerneldisc.bench import load_suite, run_suite
+from kerneldisc.errors import ConfigError
+from kerneldisc.report import build_report
+from kerneldisc.report import ceilings as ceilings_mod
+from kerneldisc.report.compose import CPU_NOTICE
+from kerneldisc.report.tables import Measurement, comparison_tables, published_baselines
+from kerneldisc.task import eval_spec_expr, load_task
+
+REPO = Path(__file__).resolve().parent.parent
+SUBMISSION = (REPO / "reference_kernels" / "vectoradd" / "submission.py").read_text()
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def _reply(code: str) -> str:
+    return f"Here is a kernel.\n```python\n{code}```\n"
+
+
+@pytest.fixture(scope="module")
+def bench_dir(tmp_path_factory) -> Path:
+    """A CPU bench folder: eval verdicts for vectoradd and a two-step scripted discovery."""
+    root = tmp_path_factory.mktemp("bench")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("KERNELDISC_CACHE", str(root / "cache"))
+        replies = [
+            _reply(SUBMISSION.replace("block = 1024", "block = 256")),
+            "I cannot write this kernel.",
+            _reply(SUBMISSION.replace("block = 1024", "block = 4096")),
+            _reply(SUBMISSION.replace("a + b", "a - b")),
+        ]
+        script = root / "replies.json"
+        script.write_text(json.dumps(replies))
+        suite = root / "suite.yml"
+        suite.write_text(
+            textwrap.dedent(
+                f"""\
+                name: report-fixture
+                device: cpu
+                entries:
+                  - task: vectoradd
+                    eval: ["@submission", "@reference"]
+                  - task: vectoradd
+                    name: search
+                    discover: {{policy: scripted, script: {script}, train: false, steps: 2,
+                               groups: 1, group_size: 2, seed: 0}}
+                """
+            )
+        )
+        result = run_suite(load_suite(suite), root / "out")
+        assert not result.failed, result.failed
+        build_report([root / "out"])
+    return root / "out"
+
+
+@pytest.fixture(scope="module")
+def report_dir(bench_dir) -> Path:
+    return bench_dir / "report"
+
+
+def _verdict(bench_dir: Path, label: str) -> dict:
+    outcome = json.loads((bench_dir / "entries" / "vectoradd-eval" / "outcome.json").read_text())
+    item = next(v for v in outcome["verdicts"] if v["label"] == label)
+    return json.loads((bench_dir / "entries" / "vectoradd-eval" / item["verdict_file"]).read_text())
+
+
+def _comparison(report_dir: Path) -> pd.DataFrame:
+    files = list((report_dir / "tables").glob("comparison_vectoradd_*.csv"))
+    assert len(files) == 1, files
+    return pd.read_csv(files[0])
+
+
+def _row(frame: pd.DataFrame, kernel_prefix: str) -> pd.Series:
+    rows = frame[frame["kernel"].str.startswith(kernel_prefix)]
+    assert len(rows) >= 1, f"no row {kernel_prefix!r} in {list(frame['kernel'])}"
+    return rows.iloc[0]
+
+
+def test_report_writes_html_markdown_plots_and_every_table_as_csv(report_dir):
+    html = (report_dir / "report.html").read_text()
+    markdown = (report_dir / "report.md").read_text()
+    pngs = sorted((report_dir / "plots").glob("*.png"))
+    assert {p.name.split("_", 1)[1] for p in pngs} >= {"progress.png", "rewards.png", "learning.png"}
+    for png in pngs:
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert base64.b64encode(png.read_bytes()).decode() in html  # inline, self-contained
+        assert f"plots/{png.name}" in markdown
+    table_ids = re.findall(r'<table id="([^"]+)"', html)
+    csvs = {p.stem for p in (report_dir / "tables").glob("*.csv")}
+    assert table_ids and set(table_ids) == csvs
+    assert 'src="http' not in html and 'href="http' not in html
+
+
+def test_comparison_table_holds_the_runtimes_the_bench_measured(bench_dir, report_dir):
+    frame = _comparison(report_dir)
+    eager = _verdict(bench_dir, "@reference")
+    start = _verdict(bench_dir, "@submission")
+    summary = json.loads((bench_dir / "entries" / "search" / "run" / "summary.json").read_text())
+    eager_row = _row(frame, "eager reference: @reference")
+    assert eager_row["runtime_us"] == pytest.approx(eager["runtime_us"], rel=1e-9)
+    start_row = _row(frame, "starting submission: @submission")
+    assert start_row["runtime_us"] == pytest.approx(start["runtime_us"], rel=1e-9)
+    assert start_row["speedup_vs_eager"] == pytest.approx(eager["runtime_us"] / start["runtime_us"])
+    best_row = _row(frame, "best found")
+    assert best_row["runtime_us"] == pytest.approx(summary["best_runtime_us"], rel=1e-9)
+    assert best_row["speedup_vs_start"] == pytest.approx(start["runtime_us"] / summary["best_runtime_us"])
+
+
+def test_cpu_report_warns_and_never_shows_gpu_baselines(report_dir):
+    html = (report_dir / "report.html").read_text()
+    assert CPU_NOTICE in html
+    assert CPU_NOTICE in (report_dir / "report.md").read_text()
+    assert not _comparison(report_dir)["status"].eq("published").any()
+    trimul = load_task("trimul")
+    measured = dict(task="trimul", role="starting submission", kernel="x", runtime_us=5000.0, status="ok",
+                    source="test", task_obj=trimul)  # fmt: skip
+    cpu = comparison_tables([Measurement(device="cpu", device_name="AMD EPYC", **measured)])
+    assert list(cpu.values())[0]["status"].tolist() == ["ok"]
+    gpu = comparison_tables([Measurement(device="cuda", device_name="NVIDIA H100 80GB HBM3", **measured)])
+    table = list(gpu.values())[0]
+    published = table[table["status"] == "published"]
+    assert sorted(published["runtime_us"]) == sorted(
+        [trimul.baselines["H100"]["best_human_us"], trimul.baselines["H100"]["ttt_discover_us"]]
+    )
+    human = published[published["kernel"].str.startswith("best human")].iloc[0]
+    assert human["speedup_vs_start"] == pytest.approx(5000.0 / trimul.baselines["H100"]["best_human_us"])
+
+
+def test_published_baselines_match_only_the_same_gpu_model():
+    trimul = load_task("trimul")
+    assert {m.runtime_us for m in published_baselines(trimul, "NVIDIA H100 80GB HBM3")} == {
+        float(trimul.baselines["H100"]["best_human_us"]),
+        float(trimul.baselines["H100"]["ttt_discover_us"]),
+    }
+    assert published_baselines(trimul, "NVIDIA H200") == []  # "H100" is not a prefix match
+    assert published_baselines(load_task("vectoradd"), "NVIDIA H100 80GB HBM3") == []
+
+
+def test_lineage_leads_from_the_starting_state_to_the_best_kernel(bench_dir, report_dir):
+    run = bench_dir / "entries" / "search" / "run"
+    summary = json.loads((run / "summary.json").read_text())
+    history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
+    parents = {h["state_id"]: h["parent"] for h in history if h.get("state_id")}
+    lineage = pd.read_csv(next((report_dir / "tables").glob("run_*_lineage.csv")))
+    assert lineage["state_id"].iloc[-1] == summary["best_state"]
+    assert pd.isna(parents[lineage["state_id"].iloc[0]])  # the chain starts at a root
+    for older, newer in zip(lineage["state_id"], lineage["state_id"].iloc[1:], strict=False):
+        assert parents[newer] == older
+    html = (report_dir / "report.html").read_text()
+    best_code = (run / "best_kernel.py").read_text()
+    assert "add_kernel" in best_code and "@triton.jit" in html
+
+
+def test_steps_table_and_plots_come_from_the_run(bench_dir, report_dir):
+    steps = [
+        json.loads(line) for line in (bench_dir / "entries/search/run/steps.jsonl").read_text().splitlines()
+    ]
+    table = pd.read_csv(next((report_dir / "tables").glob("run_*_steps.csv")))
+    assert table["step"].tolist() == [s["step"] for s in steps]
+    assert table["correct_fraction"].tolist() == pytest.approx([s["correct_fraction"] for s in steps])
+    assert table["reward_max"].tolist() == pytest.approx([max(s["rewards"]) for s in steps])
+
+
+def test_speed_of_light_uses_the_task_counts_and_measured_ceilings(bench_dir, report_dir):
+    ceilings = json.loads((bench_dir / "ceilings.json").read_text())
+    ((name, ceiling),) = ceilings.items()
+    task = load_task("vectoradd")
+    limits = [
+        max(
+            eval_spec_expr(task.flops, s) / ceiling["matmul_flops_per_s"],
+            eval_spec_expr(task.bytes, s) / ceiling["copy_bytes_per_s"],
+        )
+        * 1e6
+        for s in task.cpu_benchmarks
+    ]
+    expected_limit = math.exp(sum(math.log(x) for x in limits) / len(limits))  # vectoradd ranks by geom
+    sol = pd.read_csv(report_dir / "tables" / "speed_of_light.csv")
+    assert len(sol) >= 3 and set(sol["device"]) == {name}
+    assert sol["roofline_limit_us"].tolist() == pytest.approx([expected_limit] * len(sol))
+    assert sol["fraction_of_roofline"].tolist() == pytest.approx(
+        (sol["roofline_limit_us"] / sol["runtime_us"]).tolist()
+    )
+
+
+def test_ceilings_are_measured_once_per_device_and_cached(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERNELDISC_CACHE", str(tmp_path))
+    first = ceilings_mod.get_ceilings("cpu")
+    assert first.copy_bytes_per_s > 0 and first.matmul_flops_per_s > 0
+    cache = json.loads((tmp_path / "ceilings.json").read_text())
+    cache[first.device_name]["copy_bytes_per_s"] = 123.0  # a second call must read, not re-measure
+    (tmp_path / "ceilings.json").write_text(json.dumps(cache))
+    assert ceilings_mod.get_ceilings("cpu").copy_bytes_per_s == 123.0
+
+
+def test_several_folders_make_one_report_with_a_section_each(bench_dir, tmp_path):
+    run = bench_dir / "entries" / "search" / "run"
+    with pytest.raises(ConfigError, match="--out"):
+        build_report([run, bench_dir])
+    out = build_report([run, bench_dir], tmp_path / "combined")
+    html = (out / "report.html").read_text()
+    assert "Discovery run run:" in html and "Bench suite report-fixture" in html
+    with pytest.raises(ConfigError, match="neither a discovery run folder"):
+        build_report([tmp_path], tmp_path / "x")
+
+
+def _chromium(*args: str, profile: Path) -> subprocess.CompletedProcess:
+    flags = [
+        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        f"--user-data-dir={profile}",
+    ]  # fmt: skip
+    return subprocess.run([CHROMIUM, *flags, *args], capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.skipif(
+    CHROMIUM is None, reason="chromium not installed (scripts/setup.sh installs it when CI=1 as root)"
+)
+def test_html_report_renders_in_headless_chromium_with_tables_and_images(report_dir, tmp_path):
+    url = (report_dir / "report.html").resolve().as_uri()
+    dom = _chromium("--dump-dom", url, profile=tmp_path / "profile").stdout
+    assert 'id="speed_of_light"' in dom and "<tbody>" in dom
+    assert len(re.findall(r'<img src="data:image/png;base64,[A-Za-z0-9+/=]{100,}"', dom)) >= 3
+    shot = tmp_path / "shot.png"
+    _chromium(f"--screenshot={shot}", "--window-size=1200,2000", url, profile=tmp_path / "profile2")
+    assert shot.is_file() and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
