@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import textwrap
 from pathlib import Path
 
@@ -182,3 +183,50 @@ def test_entries_run_in_parallel_processes_one_per_gpu_slot(tmp_path):
     for name in ("a", "b"):
         assert (out / "entries" / name / "child.log").is_file()  # ran in its own process
         assert read_outcome(out, name)["verdicts"][0]["runtime_us"] > 0
+
+
+@pytest.mark.slow
+def test_kernelbench_problem_runs_through_the_adapter(tmp_path):
+    level1 = tmp_path / "KernelBench" / "KernelBench" / "level1"
+    level1.mkdir(parents=True)
+    shutil.copy(REPO / "tests" / "fixtures" / "kernelbench" / "linear_relu.py", level1 / "7_linear_relu.py")
+    suite_file = write_suite(
+        tmp_path,
+        """\
+        name: kb
+        device: cpu
+        vars:
+          kernelbench_root: {default: null, env: KERNELBENCH_ROOT}
+        entries:
+          - kernelbench: {root: "${kernelbench_root}", level: 1, problem: 7}
+            eval: ["@reference"]
+        """,
+    )
+    out = tmp_path / "out"
+    result = run_suite(load_suite(suite_file, {"kernelbench_root": str(tmp_path / "KernelBench")}), out)
+    (outcome,) = result.outcomes
+    assert outcome["status"] == "done" and outcome["task"] == "7_linear_relu"
+    verdict = json.loads(
+        (out / "entries" / outcome["name"] / outcome["verdicts"][0]["verdict_file"]).read_text()
+    )
+    assert verdict["status"] == "ok", verdict["message"]
+    assert "ModelNew = _reference.Model" in Path(outcome["verdicts"][0]["candidate"]).read_text()
+
+
+@pytest.mark.gpu
+def test_reference_suite_measures_submission_eager_and_compile_on_the_gpu(tmp_path):
+    suite_file = write_suite(
+        tmp_path,
+        """\
+        name: gpu
+        device: cuda
+        entries:
+          - {task: vectoradd, eval: ["@submission", "@reference", "@compile"]}
+        """,
+    )
+    result = run_suite(load_suite(suite_file), tmp_path / "out")
+    (outcome,) = result.outcomes
+    assert outcome["status"] == "done", outcome["error"]
+    assert {v["label"]: v["status"] for v in outcome["verdicts"]} == {
+        "@submission": "ok", "@reference": "ok", "@compile": "ok",
+    }  # fmt: skip
