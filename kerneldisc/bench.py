@@ -27,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from kerneldisc.config import FIELDS
 from kerneldisc.errors import ConfigError, KerneldiscError
 from kerneldisc.run_folder import atomic_write_json
 from kerneldisc.task import REFERENCE_DIR, Task, load_task
@@ -190,6 +191,15 @@ def _entry(raw: Any, index: int, defaults: dict, suite_path: Path) -> Entry:
     if not isinstance(settings, dict):
         raise ConfigError(f"{where}: 'discover' must be a mapping of discover settings (may be empty: {{}})")
     merged = {**defaults, **settings}
+    unknown = sorted(set(merged) - FIELDS)
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown discover setting(s) {', '.join(unknown)} (known: {', '.join(sorted(FIELDS))})"
+        )
+    if {"task", "out"} & set(merged):
+        raise ConfigError(
+            f"{where}: 'task' and 'out' are set by the suite (the entry's task; entries/<name>/run)"
+        )
     if merged.get("script"):
         merged["script"] = str(_resolve_path(str(merged["script"]), suite_path))
     return Entry(name, task, action, settings=merged)

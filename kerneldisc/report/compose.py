@@ -88,6 +88,12 @@ def _comparison_section(found: list[tables.Measurement], benches: list[BenchData
         section.blocks.append(Table(f"comparison_{_slug(task)}_{_slug(device_name)}", frame, caption))
     if any(m.device != "cpu" for m in found):
         section.blocks.append(Paragraph(L2_NOTE))
+        tasks = {m.task_obj.name: m.task_obj for m in found if m.device != "cpu" and m.task_obj is not None}
+        for task in tasks.values():
+            if task.extra.get("baseline_notes"):
+                section.blocks.append(
+                    Paragraph(f"{task.name}: {' '.join(str(task.extra['baseline_notes']).split())}")
+                )
     sol = tables.speed_of_light_table(found, _ceilings(found, benches))
     section.subsections.append(_speed_of_light(sol, found))
     return section
