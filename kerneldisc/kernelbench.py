@@ -125,7 +125,8 @@ def _signature(values: Sequence[Any]) -> tuple:
     parts = []
     for v in values:
         if isinstance(v, torch.Tensor):
-            parts.append(("tensor", tuple(v.shape), str(v.dtype), v.detach().cpu().numpy().tobytes()))
+            raw = v.detach().cpu().reshape(-1).view(torch.uint8)  # any dtype, bfloat16 included
+            parts.append(("tensor", tuple(v.shape), str(v.dtype), raw.numpy().tobytes()))
         elif isinstance(v, (list, tuple)):
             parts.append((type(v).__name__, _signature(v)))
         else:

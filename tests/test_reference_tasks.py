@@ -14,7 +14,7 @@ from functools import cache
 import pytest
 import torch
 
-from kerneldisc.task import import_reference, load_task
+from kerneldisc.task import eval_spec_expr, import_reference, load_task
 
 SHIPPED = ("vectoradd", "softmax", "layernorm", "matmul", "trimul", "mla_decode")
 DTYPES = {"float16": torch.float16, "float32": torch.float32, "bfloat16": torch.bfloat16}
@@ -100,6 +100,23 @@ def test_starting_submission_matches_the_reference_within_tolerance(name, index)
     expected = tensors(reference.ref_kernel(data))
     got = tensors(submission.custom_kernel(data))
     assert [(t.shape, t.dtype) for t in got] == [(t.shape, t.dtype) for t in expected]
+    for g, e in zip(got, expected, strict=True):
+        torch.testing.assert_close(g.float(), e.float(), rtol=task.rtol, atol=task.atol)
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+@pytest.mark.parametrize("name", SHIPPED)
+def test_starting_submission_matches_the_reference_on_the_smallest_gpu_test(name):
+    """The compiled (not interpreted) Triton kernels on a published GPU shape."""
+    task = load_task(name)
+    reference, submission = modules(name)
+    spec = min(task.tests, key=lambda s: eval_spec_expr(task.bytes, s))
+    data = reference.generate_input(**spec)
+    expected = tensors(reference.ref_kernel(data))
+    got = tensors(submission.custom_kernel(data))
+    torch.cuda.synchronize()
+    assert [(t.shape, t.dtype, t.device.type) for t in got] == [(t.shape, t.dtype, "cuda") for t in expected]
     for g, e in zip(got, expected, strict=True):
         torch.testing.assert_close(g.float(), e.float(), rtol=task.rtol, atol=task.atol)
 
