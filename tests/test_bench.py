@@ -86,6 +86,9 @@ def test_suite_errors_name_the_file_and_entry(tmp_path):
     )
     with pytest.raises(ConfigError, match="unique.*vectoradd-eval"):
         load_suite(dupes)
+    typo = write_suite(tmp_path, "entries:\n  - {task: vectoradd, discover: {stepz: 2}}\n")
+    with pytest.raises(ConfigError, match=r"entries\[0\]: unknown discover setting\(s\) stepz"):
+        load_suite(typo)
     with pytest.raises(ConfigError, match="no such variable"):
         load_suite(
             write_suite(tmp_path, "entries:\n  - {task: vectoradd, eval: ['@reference']}\n"), {"x": "1"}

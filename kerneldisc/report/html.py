@@ -13,9 +13,9 @@ from kerneldisc.report.document import Block, Code, Document, Figure, Items, Not
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
 table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }
 th { background: #f2f2f2; }
-td:first-child, th:first-child { text-align: left; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
 caption { caption-side: top; text-align: left; font-weight: 600; padding-bottom: 0.3em; }
 .notice { background: #fff3cd; border: 1px solid #e0c36c; padding: 0.6em 1em; margin: 1em 0; }
 figure { margin: 1em 0; } figure img { max-width: 100%; }
@@ -77,12 +77,15 @@ def _block(block: Block) -> str:
     raise TypeError(f"unknown report block {block!r}")
 
 
+def _cell(value: object) -> str:
+    numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+    opening = '<td class="num">' if numeric else "<td>"
+    return f"{opening}{html.escape(format_cell(value))}</td>"
+
+
 def _table(table: Table) -> str:
     frame: pd.DataFrame = table.frame
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
-    rows = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(format_cell(v))}</td>" for v in row) + "</tr>"
-        for row in frame.itertuples(index=False)
-    )
+    rows = "".join("<tr>" + "".join(_cell(v) for v in row) + "</tr>" for row in frame.itertuples(index=False))
     caption = f"<caption>{html.escape(table.caption)}</caption>" if table.caption else ""
     return f'<table id="{html.escape(table.name)}">{caption}<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
