@@ -69,7 +69,7 @@ class OpenAIPolicy:
             "max_tokens": self.max_new_tokens,
         }
         if chat:
-            body.update(messages=prompt, logprobs=True)
+            body.update(messages=prompt, logprobs=True, top_logprobs=1)
         else:
             body.update(prompt=prompt, logprobs=1)
         if self.seed is not None:
