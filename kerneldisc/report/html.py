@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import html
 import math
+import numbers
 
+import numpy as np
 import pandas as pd
 
 from kerneldisc.report.document import Block, Code, Document, Figure, Items, Notice, Paragraph, Section, Table
@@ -78,7 +80,7 @@ def _block(block: Block) -> str:
 
 
 def _cell(value: object) -> str:
-    numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+    numeric = isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
     opening = '<td class="num">' if numeric else "<td>"
     return f"{opening}{html.escape(format_cell(value))}</td>"
 
