@@ -17,8 +17,11 @@ import tempfile
 from dataclasses import dataclass
 
 _USES_EXTENSION = re.compile(r"\bload_inline\b|\bcpp_extension\b")
-# What load_inline puts in front of the CUDA sources.
-_IMPLICIT_HEADERS = "#include <torch/types.h>\n#include <cuda.h>\n#include <cuda_runtime.h>\n"
+# load_inline puts these in front of the CUDA sources. torch's headers cost nvcc a minute
+# to parse, so they are added only when the sources use torch's C++ API.
+_CUDA_HEADERS = "#include <cuda.h>\n#include <cuda_runtime.h>\n"
+_TORCH_HEADER = "#include <torch/types.h>\n"
+_USES_TORCH_API = re.compile(r"\b(torch|at|c10)::|\bTensor\b|<torch/|<ATen/")
 
 
 @dataclass
@@ -55,16 +58,26 @@ def extract_cuda_sources(source: str) -> list[str] | None:
 
 
 def nvcc_check(cuda_sources: list[str], timeout_s: float = 120.0) -> CompileCheck | None:
-    """Compile the sources for sm_90 with torch's headers; None when nvcc is not installed."""
+    """Compile the sources for sm_90 (device code to PTX; nvcc's front end checks the host code
+    too), with torch's headers when they use torch's API; None when nvcc is not installed."""
     nvcc = shutil.which("nvcc")
     if nvcc is None:
         return None
     with tempfile.TemporaryDirectory(prefix="kerneldisc-nvcc-") as tmp:
         src = os.path.join(tmp, "cuda.cu")
+        body = "\n".join(cuda_sources)
+        torch_api = bool(_USES_TORCH_API.search(body))
         with open(src, "w") as f:
-            f.write(_IMPLICIT_HEADERS + "\n".join(cuda_sources) + "\n")
-        cmd = [nvcc, "-arch=sm_90", "-std=c++17", "-c", src, "-o", os.path.join(tmp, "cuda.o")]
-        for path in _torch_include_paths():
+            # #line makes nvcc's messages point into the candidate's own cuda_sources text
+            f.write(
+                (_TORCH_HEADER if torch_api else "")
+                + _CUDA_HEADERS
+                + '#line 1 "cuda_sources"\n'
+                + body
+                + "\n"
+            )
+        cmd = [nvcc, "-arch=sm_90", "-std=c++17", "--ptx", src, "-o", os.path.join(tmp, "cuda.ptx")]
+        for path in _torch_include_paths() if torch_api else []:
             cmd += ["-I", path]
         try:
             done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, cwd=tmp)

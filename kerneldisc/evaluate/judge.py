@@ -358,9 +358,12 @@ class Judge:
         v["stdout_tail"] = child.stdout.text()[-limit:]
         v["stderr_tail"] = child.stderr.text()[-limit:]
         if v["status"] == "crash" and "before delivering" in v["message"]:
-            last = [line for line in v["stderr_tail"].splitlines() if line.strip()][-6:]
-            if last:
-                v["message"] += "; stderr ends with:\n" + "\n".join(last)
+            lines = [line for line in v["stderr_tail"].splitlines() if line.strip()]
+            # faulthandler's report starts with "Fatal Python error"; its first frames are the candidate's
+            start = next((i for i, line in enumerate(lines) if line.startswith("Fatal Python error")), None)
+            shown = lines[start : start + 5] if start is not None else lines[-6:]
+            if shown:
+                v["message"] += "; stderr shows:\n" + "\n".join(shown)
 
 
 def _run_checker(checker, data: Any, out: Any) -> str | None:

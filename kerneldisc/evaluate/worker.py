@@ -21,6 +21,8 @@ from typing import Any
 
 from kerneldisc.evaluate.sandbox import ParentLink
 
+_HARNESS = os.path.dirname(os.path.abspath(__file__))
+
 
 class Refused(Exception):
     """A call's outcome that ends the evaluation with a given status."""
@@ -44,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
+    from kerneldisc.errors import CandidateError
     from kerneldisc.evaluate import timing  # noqa: F401  (captures the clocks before the candidate runs)
     from kerneldisc.evaluate.guards import Guards
     from kerneldisc.evaluate.problem import MissingEntry, load_problem
@@ -59,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         module = _import_candidate(args.candidate)
         kernel = problem.candidate_entry(module)
-    except MissingEntry as exc:
+    except (MissingEntry, CandidateError) as exc:
         channel.send({"event": "failed", "status": "rejected", "message": str(exc)})
         return 0
     except Exception as exc:
@@ -195,17 +198,18 @@ def _import_candidate(path: str):
 
 
 def _describe(exc: BaseException) -> str:
-    """The exception and the last frames of its traceback (the candidate's lines, mostly)."""
-    if (
-        isinstance(exc, MemoryError)
-        or "out of memory" in str(exc).lower()
-        or "can't allocate" in str(exc).lower()
-    ):
-        head = f"out of memory: {type(exc).__name__}: {str(exc)[:300]}"
+    """The exception and the candidate's own frames of its traceback (harness frames left out)."""
+    text = str(exc)
+    if isinstance(exc, MemoryError) or "out of memory" in text.lower() or "can't allocate" in text.lower():
+        head = f"out of memory: {type(exc).__name__}: {text[:300]}"
     else:
-        head = f"{type(exc).__name__}: {str(exc)[:2000]}"
-    frames = traceback.format_tb(exc.__traceback__)[-4:]
-    return head + ("\n" + "".join(frames).rstrip() if frames else "")
+        head = f"{type(exc).__name__}: {text[:2000]}"
+    frames = [
+        f for f in traceback.extract_tb(exc.__traceback__)
+        if _HARNESS not in f.filename and not f.filename.startswith("<frozen")
+    ][-4:]  # fmt: skip
+    lines = "".join(traceback.format_list(frames)).rstrip()
+    return head + ("\n" + lines if lines else "")
 
 
 def _save(out: Any, path: str) -> None:
