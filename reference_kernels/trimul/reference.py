@@ -62,7 +62,7 @@ def generate_input(
         "to_out_norm.bias": weight(hidden),
         "to_out.weight": weight(dim, hidden, scale=math.sqrt(dim)),
     }
-    config = {"dim": dim, "hidden_dim": hiddendim}
+    config = {"dim": dim, "hidden_dim": hidden}
     return x.contiguous(), mask, weights, config
 
 
