@@ -175,6 +175,7 @@ class Archive:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
         try:
+            os.fchmod(fd, 0o644)  # mkstemp makes the file private; the archive is an ordinary run file
             with os.fdopen(fd, "w") as handle:
                 json.dump(self.to_dict(), handle, indent=1)
                 handle.flush()
