@@ -50,6 +50,9 @@ class Task:
     language: str = "triton"  # what candidates are asked to write: triton | cuda | any
     submission_path: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # task.yml keys we do not interpret
+    # Modules reference.py imports from outside its folder, by module name: GPU MODE's
+    # `files:` list maps e.g. utils.py to ../utils.py shared by several problems.
+    mapped_modules: dict[str, Path] = field(default_factory=dict)
 
     def specs_for(self, device: str) -> tuple[list[dict], list[dict]]:
         """(tests, benchmarks) for a device: CPU-sized ones on the CPU when the task has them."""
@@ -151,6 +154,7 @@ def _load_folder(folder: Path) -> Task:
         language=str(meta.get("language", "triton")),
         submission_path=submission if submission.is_file() else None,
         extra={k: v for k, v in meta.items() if k not in known},
+        mapped_modules=_mapped_modules(folder, meta.get("files"), tree, yml),
     )
 
 
@@ -166,11 +170,17 @@ def import_reference(task: Task) -> types.ModuleType:
     if folder not in sys.path:
         sys.path.insert(0, folder)
     # A sibling named task.py must shadow any earlier `task` module for this import.
-    for shadow in ("task", "utils"):
+    for shadow in ("task", "utils", *task.mapped_modules):
         mod = sys.modules.get(shadow)
         if mod is not None and not str(getattr(mod, "__file__", "")).startswith(folder):
             del sys.modules[shadow]
-    spec = importlib.util.spec_from_file_location(f"_kerneldisc_ref_{task.name}", task.path / "reference.py")
+    for name, path in task.mapped_modules.items():
+        sys.modules[name] = _exec_file(name, path)
+    return _exec_file(f"_kerneldisc_ref_{task.name}", task.path / "reference.py")
+
+
+def _exec_file(module_name: str, path: Path) -> types.ModuleType:
+    spec = importlib.util.spec_from_file_location(module_name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -241,6 +251,31 @@ def _check_specs_fit(ref: Path, tree: ast.Module, yml: Path, lists: dict[str, li
             absent = sorted(required - set(spec))
             if absent:
                 raise TaskError(f"{yml}: {key}[{i}] lacks {', '.join(absent)}, required by generate_input")
+
+
+def _mapped_modules(folder: Path, files: Any, tree: ast.Module, yml: Path) -> dict[str, Path]:
+    """GPU MODE's `files: [{name: utils.py, source: ../utils.py}, ...]`: the entries that
+    reference.py imports and that are not already siblings, as module name -> file."""
+    if not isinstance(files, list):
+        return {}
+    imported = {
+        alias.name.split(".")[0] for node in tree.body if isinstance(node, ast.Import) for alias in node.names
+    } | {node.module.split(".")[0] for node in tree.body if isinstance(node, ast.ImportFrom) and node.module}
+    mapped = {}
+    for entry in files:
+        if not isinstance(entry, dict):
+            continue
+        name, source = str(entry.get("name", "")), str(entry.get("source", ""))
+        stem = name.removesuffix(".py")
+        if stem not in imported or source.startswith("@") or (folder / name).is_file():
+            continue
+        path = (folder / source).resolve()
+        if not path.is_file():
+            raise TaskError(
+                f"{yml}: files maps {name} to {source}, which does not exist (reference.py imports {stem})"
+            )
+        mapped[stem] = path
+    return mapped
 
 
 def _spec_list(meta: dict, key: str, yml: Path, required: bool) -> list[dict[str, Any]]:

@@ -54,6 +54,13 @@ def make_task(root: Path, reference: str | None = GOOD_REFERENCE, yml: str | Non
     return folder
 
 
+def import_submission(task):
+    spec = importlib.util.spec_from_file_location(f"_submission_{task.name}", task.submission_path)
+    submission = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(submission)
+    return submission
+
+
 def load_error(folder: Path) -> str:
     with pytest.raises(TaskError) as info:
         load_task(folder)
@@ -190,11 +197,36 @@ def test_gpu_mode_layout_loads_as_it_is():
 def test_gpu_mode_reference_imports_its_siblings_and_checks_the_submission():
     task = load_task(FIXTURES / "gpumode_vectorsum")
     reference = import_reference(task)  # `from utils import ...`, `from task import ...`
-    spec = importlib.util.spec_from_file_location("_gpumode_submission", task.submission_path)
-    submission = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(submission)
+    submission = import_submission(task)
     data = reference.generate_input(**task.tests[0])
     output = submission.custom_kernel(data)
     assert reference.check_implementation(data, output) == (True, "")
     passed, message = reference.check_implementation(data, output + 1.0)
     assert not passed and "differ" in message
+
+
+def test_gpu_mode_utils_shared_from_the_parent_folder_are_imported():
+    """GPU MODE's task.yml maps utils.py to ../utils.py; eval.py is listed but never imported."""
+    task = load_task(FIXTURES / "gpumode_problems" / "rowmax_py")
+    assert task.mapped_modules == {"utils": (FIXTURES / "gpumode_problems" / "utils.py").resolve()}
+    reference = import_reference(task)
+    data = reference.generate_input(**task.tests[1])
+    output = import_submission(task).custom_kernel(data)
+    assert reference.check_implementation(data, output) == (True, "")
+    passed, message = reference.check_implementation(data, output[:-1])
+    assert not passed and "shape" in message
+
+
+def test_files_entry_pointing_nowhere_is_refused(tmp_path):
+    reference = """
+    from helpers import double
+
+    def generate_input(seed):
+        return seed
+
+    def ref_kernel(data):
+        return double(data)
+    """
+    yml = "files:\n  - {name: helpers.py, source: ../shared/helpers.py}\ntests:\n  - {seed: 1}\n"
+    message = load_error(make_task(tmp_path, reference=reference, yml=yml))
+    assert "task.yml" in message and "../shared/helpers.py" in message and "does not exist" in message
