@@ -147,7 +147,7 @@ class Archive:
             for raw in data["states"]:
                 state = State(**{k: v for k, v in raw.items() if k in names})
                 archive.states[state.id] = state
-        except (KeyError, TypeError, ValueError) as exc:
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"{target}: archive file is missing or has a malformed field ({exc})") from None
         for state in archive.states.values():
             if state.parent is not None and state.parent not in archive.states:
