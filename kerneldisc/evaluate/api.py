@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ast
 import hashlib
-import pickle
 import tempfile
 import time
 from dataclasses import asdict
@@ -21,6 +20,7 @@ from typing import Any
 from kerneldisc.errors import CandidateError, ConfigError, TaskError
 from kerneldisc.evaluate.config import EvalConfig, guess_device
 from kerneldisc.evaluate.cuda_compile import extract_cuda_sources, nvcc_check, uses_cuda_extension
+from kerneldisc.evaluate.problem import save_task
 from kerneldisc.evaluate.sandbox import Child, ChildDied, ChildTimeout, child_env
 from kerneldisc.evaluate.verdict import ReferenceTiming, TestResult, Verdict
 from kerneldisc.task import Task
@@ -129,7 +129,7 @@ def _run_judge(
     reference: ReferenceTiming | None,
 ) -> dict[str, Any]:
     task_pickle = Path(work) / "task.pkl"
-    task_pickle.write_bytes(pickle.dumps(task))
+    save_task(task, str(task_pickle))
     request = {
         "requested": cfg.device,
         "device": device,

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import pickle
 import random
 import secrets
 import time
@@ -84,7 +83,7 @@ def _serve(request: dict[str, Any], children: list[Child]) -> dict[str, Any]:
     import torch
 
     from kerneldisc.evaluate.device import cpu_facts, gpu_facts
-    from kerneldisc.evaluate.problem import load_problem
+    from kerneldisc.evaluate.problem import load_problem, read_task
 
     device = request["device"]
     if device.startswith("cuda") and not torch.cuda.is_available():
@@ -102,8 +101,7 @@ def _serve(request: dict[str, Any], children: list[Child]) -> dict[str, Any]:
             )
         torch.cuda.set_device(index)
     settings = request["settings_cpu"] if device == "cpu" else request["settings_gpu"]
-    with open(request["task_pickle"], "rb") as f:
-        task = pickle.load(f)
+    task = read_task(request["task_pickle"])
     problem = load_problem(task)
     facts = cpu_facts() if device == "cpu" else gpu_facts(device)
     judge = Judge(task, problem, device, settings, request["work_dir"], children[0] if children else None)

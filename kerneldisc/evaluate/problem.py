@@ -6,8 +6,10 @@ the judge and the candidate's child never branch on the task kind.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import inspect
+import pickle
 import types
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -61,6 +63,19 @@ def _custom_kernel(module: types.ModuleType) -> Callable[[Any], Any]:
     if not callable(fn):
         raise MissingEntry("candidate defines no custom_kernel(data) function")
     return fn
+
+
+def save_task(task: Task, path: str) -> None:
+    """Hand a Task to the evaluator's children by its fields (robust to fields added later)."""
+    with open(path, "wb") as f:
+        pickle.dump({f.name: getattr(task, f.name) for f in dataclasses.fields(task)}, f)
+
+
+def read_task(path: str) -> Task:
+    with open(path, "rb") as f:
+        values = pickle.load(f)
+    known = {f.name for f in dataclasses.fields(Task)}
+    return Task(**{k: v for k, v in values.items() if k in known})
 
 
 def to_device(obj: Any, device: str) -> Any:

@@ -13,7 +13,6 @@ import argparse
 import faulthandler
 import importlib.util
 import os
-import pickle
 import sys
 import time
 import traceback
@@ -49,15 +48,13 @@ def main(argv: list[str] | None = None) -> int:
     from kerneldisc.errors import CandidateError
     from kerneldisc.evaluate import timing  # noqa: F401  (captures the clocks before the candidate runs)
     from kerneldisc.evaluate.guards import Guards
-    from kerneldisc.evaluate.problem import MissingEntry, load_problem
+    from kerneldisc.evaluate.problem import MissingEntry, load_problem, read_task
 
     device = args.device
     if device.startswith("cuda") and not torch.cuda.is_available():
         channel.send({"event": "no_cuda"})
         return 0
-    with open(args.task, "rb") as f:
-        task = pickle.load(f)
-    problem = load_problem(task)
+    problem = load_problem(read_task(args.task))
     guards = Guards.capture(cuda=device.startswith("cuda"))
     try:
         module = _import_candidate(args.candidate)

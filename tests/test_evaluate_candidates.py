@@ -1,0 +1,162 @@
+"""Real candidates (tests/candidates/) through the whole evaluator on the CPU: every status
+class is reached, wrong candidates fail for the right reason, and the evaluator survives
+candidates that exit, segfault, hang, flood their output or try to game the measurement.
+
+All verdicts are computed once, two at a time from a thread pool (which also exercises
+`evaluate` being called from several threads at once), and shared by the tests below.
+"""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from kerneldisc.evaluate import EvalConfig, Verdict, evaluate
+from kerneldisc.task import load_task
+
+pytestmark = pytest.mark.slow
+
+CANDIDATES = Path(__file__).parent / "candidates"
+CFG = EvalConfig(device="cpu", timeout_s=25, memory_limit_mb=1536)
+HANG_TIMEOUT_S = 8.0
+NAMES = [
+    "add_triton", "syntax_error", "import_error", "wrong_values", "wrong_shape", "wrong_dtype", "nan_output",
+    "mutates_input", "returns_input", "returns_view", "partial_write", "caches_result", "exit_at_import",
+    "exit_in_call", "os_exit", "segfault", "hang", "flood", "patch_perf_counter", "patch_perf_counter_ns",
+    "patch_monotonic", "background_thread", "no_custom_kernel", "fake_verdict", "memory_bomb",
+    "subclass_output", "raises",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def verdicts() -> dict[str, Verdict]:
+    task = load_task(CANDIDATES / "add_task")
+
+    def one(name: str) -> tuple[str, Verdict]:
+        cfg = replace(CFG, timeout_s=HANG_TIMEOUT_S) if name == "hang" else CFG
+        return name, evaluate(task, CANDIDATES / f"{name}.py", cfg)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return dict(pool.map(one, NAMES))
+
+
+def test_correct_triton_candidate_is_ok_with_measured_speedup(verdicts):
+    v = verdicts["add_triton"]
+    assert v.status == "ok" and v.correct, v.message
+    assert v.device == "cpu" and v.device_facts["device"] == "cpu"
+    assert all(t.passed for t in v.tests) and len(v.tests) == 2
+    assert v.runtime_us > 0 and v.reference_runtime_us > 0
+    assert v.speedup == pytest.approx(v.reference_runtime_us / v.runtime_us)
+    bench = v.benchmarks[0]
+    assert bench.runtime.repeats >= 3 and bench.reference.repeats >= 3
+    assert bench.runtime.mean_us == pytest.approx(v.runtime_us)  # one benchmark: the aggregate is its mean
+
+
+def test_verdict_is_json_ready_with_the_contract_fields(verdicts):
+    d = json.loads(json.dumps(verdicts["add_triton"].to_dict()))
+    for key in ("task", "candidate", "device", "status", "correct", "message", "tests", "benchmarks",
+                "runtime_us", "reference_runtime_us", "speedup"):  # fmt: skip
+        assert key in d
+    assert d["tests"][0].keys() >= {"spec", "passed", "message"}
+    assert d["benchmarks"][0]["runtime"]["mean_us"] > 0
+
+
+@pytest.mark.parametrize("name", ["syntax_error", "import_error"])
+def test_candidate_that_does_not_import_is_a_compile_error(verdicts, name):
+    v = verdicts[name]
+    assert v.status == "compile_error" and not v.correct
+    assert v.speedup is None and v.runtime_us is None
+    assert ("SyntaxError" if name == "syntax_error" else "kerneldisc_no_such_module") in v.message
+
+
+@pytest.mark.parametrize(
+    "name, reason",
+    [
+        ("wrong_values", "mismatch beyond tolerance"),
+        ("wrong_shape", "shape mismatch: got (999,), expected (1000,)"),
+        ("wrong_dtype", "dtype mismatch: got torch.float64, expected torch.float32"),
+        ("nan_output", "NaN/Inf in 1 of 1000 elements"),
+        ("mutates_input", "modified its input"),
+        ("partial_write", "mismatch beyond tolerance"),
+        ("caches_result", "mismatch beyond tolerance"),
+        ("fake_verdict", "mismatch beyond tolerance"),
+    ],
+)
+def test_wrong_candidate_is_incorrect_for_the_right_reason(verdicts, name, reason):
+    v = verdicts[name]
+    assert v.status == "incorrect" and not v.correct, v.message
+    assert reason in v.message
+    assert not v.tests[0].passed and reason in v.tests[0].message
+    assert v.speedup is None
+
+
+@pytest.mark.parametrize("name", ["returns_input", "returns_view"])
+def test_output_aliasing_an_input_is_rejected(verdicts, name):
+    v = verdicts[name]
+    assert v.status == "rejected"
+    assert "aliases the input" in v.message
+
+
+@pytest.mark.parametrize(
+    "name, reason",
+    [
+        ("patch_perf_counter", "time.perf_counter"),
+        ("patch_perf_counter_ns", "time.perf_counter_ns"),
+        ("patch_monotonic", "time.monotonic"),
+        ("background_thread", "thread(s) running after returning"),
+        ("no_custom_kernel", "no custom_kernel"),
+        ("subclass_output", "Tensor subclass"),
+    ],
+)
+def test_gaming_or_malformed_candidate_is_rejected(verdicts, name, reason):
+    v = verdicts[name]
+    assert v.status == "rejected", v.message
+    assert reason in v.message
+    assert v.speedup is None
+
+
+@pytest.mark.parametrize(
+    "name, reason",
+    [
+        ("exit_at_import", "exited with code 0 before delivering its result"),
+        ("exit_in_call", "exited with code 0 before delivering its result"),
+        ("os_exit", "exited with code 0 before delivering its result"),
+        ("segfault", "killed by SIGSEGV"),
+        ("memory_bomb", "out of memory"),
+        ("raises", "RuntimeError: kernel launch failed"),
+    ],
+)
+def test_candidate_that_dies_or_raises_is_a_crash(verdicts, name, reason):
+    v = verdicts[name]
+    assert v.status == "crash", v.message
+    assert reason in v.message
+
+
+def test_segfault_message_points_at_the_candidates_line(verdicts):
+    assert 'candidate.py", line 7 in custom_kernel' in verdicts["segfault"].message
+
+
+def test_hang_is_a_timeout_that_returns_on_time(verdicts):
+    v = verdicts["hang"]
+    assert v.status == "timeout"
+    assert f"{HANG_TIMEOUT_S:.0f} s time limit" in v.message
+    # generous slack: the judge's own start-up and the machine's load, not the candidate's loop
+    assert v.elapsed_s < HANG_TIMEOUT_S + 30
+
+
+def test_output_flood_is_survived_with_bounded_tails(verdicts):
+    v = verdicts["flood"]
+    assert v.status == "ok", v.message
+    assert 0 < len(v.stdout_tail) <= CFG.output_tail_bytes
+    assert 0 < len(v.stderr_tail) <= CFG.output_tail_bytes
+    assert "end of flood" in v.stdout_tail
+
+
+def test_prints_posing_as_results_do_not_count(verdicts):
+    v = verdicts["fake_verdict"]
+    assert v.status == "incorrect"
+    assert '"speedup": 1000.0' in v.stdout_tail  # it printed its fake verdict; nobody listened
