@@ -33,6 +33,8 @@ class RuntimeStats:
 
 @dataclass
 class TestResult:
+    __test__ = False  # not a pytest test class, despite the name
+
     spec: dict[str, Any]
     passed: bool
     message: str = ""

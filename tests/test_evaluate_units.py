@@ -1,0 +1,169 @@
+"""The evaluator's pieces on their own: comparisons, aliasing and mutation checks, guards,
+statistics, CUDA source extraction, settings and the verdict's round trip."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import torch
+
+from kerneldisc.errors import ConfigError
+from kerneldisc.evaluate import EvalConfig, Verdict, check
+from kerneldisc.evaluate.config import parse_device
+from kerneldisc.evaluate.cuda_compile import extract_cuda_sources, uses_cuda_extension
+from kerneldisc.evaluate.guards import Guards
+from kerneldisc.evaluate.problem import salted_seed
+from kerneldisc.evaluate.protocol import RepeatPolicy, measure
+from kerneldisc.evaluate.timing import CpuTimer
+from kerneldisc.evaluate.verdict import RuntimeStats, TestResult, aggregate
+
+
+def test_compare_accepts_values_within_tolerance():
+    ref = torch.tensor([1.0, 2.0, 3.0])
+    assert check.compare(ref + 1e-7, ref, rtol=1e-5, atol=1e-6) is None
+
+
+def test_compare_names_the_first_mismatch_and_the_worst_error():
+    ref = torch.tensor([1.0, 2.0, 3.0])
+    out = torch.tensor([1.0, 2.5, 3.0])
+    message = check.compare(out, ref, rtol=1e-5, atol=1e-6)
+    assert "1 of 3 elements" in message and "first at [1]" in message and "max abs error 0.5" in message
+
+
+def test_compare_reports_shape_dtype_and_nan_problems():
+    ref = torch.zeros(4)
+    assert "shape mismatch" in check.compare(torch.zeros(5), ref, 1e-5, 1e-6)
+    assert "dtype mismatch" in check.compare(torch.zeros(4, dtype=torch.float16), ref, 1e-5, 1e-6)
+    assert "NaN/Inf in 1 of 4" in check.compare(torch.tensor([0.0, float("inf"), 0.0, 0.0]), ref, 1e-5, 1e-6)
+
+
+def test_compare_walks_tuples_and_names_the_item():
+    ref = (torch.zeros(2), torch.ones(3))
+    assert check.compare((torch.zeros(2), torch.ones(3)), ref, 1e-5, 1e-6) is None
+    assert check.compare((torch.zeros(2), torch.zeros(3)), ref, 1e-5, 1e-6).startswith("output[1]")
+    assert "expected 2 items" in check.compare((torch.zeros(2),), ref, 1e-5, 1e-6)
+
+
+def test_aliasing_finds_the_input_a_view_and_a_slice_but_not_a_copy():
+    a, b = torch.randn(8), torch.randn(8)
+    data = (a, b)
+    assert check.aliased_inputs(a, data) == ["output"]
+    assert check.aliased_inputs(b.view(2, 4), data) == ["output"]
+    assert check.aliased_inputs((a.clone(), b[2:5]), data) == ["[1]"]
+    assert check.aliased_inputs(a + b, data) == []
+
+
+def test_changed_inputs_sees_a_single_flipped_element_and_tolerates_nan():
+    data = (torch.tensor([1.0, float("nan")]), torch.ones(3))
+    before = check.snapshot(data)
+    assert check.changed_inputs(before, data) == []
+    data[1][2] = 5.0
+    assert check.changed_inputs(before, data) == ["input[1]"]
+
+
+def test_output_format_rejects_subclasses_and_foreign_objects():
+    class Sub(torch.Tensor):
+        pass
+
+    assert check.output_format_problem(torch.zeros(2), "cpu") is None
+    assert check.output_format_problem((torch.zeros(2), 3), "cpu") is None
+    assert check.output_format_problem(torch.zeros(2).as_subclass(Sub), "cpu")[0] == "rejected"
+    assert check.output_format_problem(object(), "cpu")[0] == "rejected"
+
+
+def test_guards_notice_a_patched_clock_and_a_lingering_thread():
+    guards = Guards.capture(cuda=False)
+    assert guards.violation() is None
+    original = time.perf_counter
+    time.perf_counter = lambda: 0.0
+    try:
+        assert "time.perf_counter" in guards.violation()
+    finally:
+        time.perf_counter = original
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait, name="lingering")
+    thread.start()
+    try:
+        assert "lingering" in guards.violation()
+    finally:
+        stop.set()
+        thread.join()
+    assert guards.violation() is None
+
+
+def test_measure_gives_every_timed_call_fresh_inputs_and_respects_bounds():
+    seen = []
+
+    def make_input(rep):
+        seen.append(rep)
+        return torch.full((4,), float(rep))
+
+    policy = RepeatPolicy(warmup=2, min_repeats=3, max_repeats=6, budget_s=0.0, target_rel_stderr=0.0)
+    times = measure(lambda x: x * 2, make_input, CpuTimer(), policy)
+    assert len(times) == 3  # the budget is spent at once: stop at the minimum
+    assert seen == [-1, -2, 0, 1, 2]
+    assert all(t > 0 for t in times)
+
+
+def test_runtime_stats_and_rankings():
+    stats = RuntimeStats.from_times([1.0, 2.0, 3.0, 4.0])
+    assert stats.mean_us == 2.5 and stats.median_us == 2.5 and stats.min_us == 1.0 and stats.repeats == 4
+    assert stats.stderr_us == pytest.approx(stats.std_us / 2)
+    assert aggregate([1.0, 100.0], "geom") == pytest.approx(10.0)
+    assert aggregate([1.0, 100.0], "mean") == pytest.approx(50.5)
+
+
+def test_salted_seeds_differ_per_salt_and_repeat_and_stay_deterministic():
+    spec = {"size": 8, "seed": 1}
+    seeds = {salted_seed(salt, spec, "test", 0, rep) for salt in ("a", "b") for rep in (0, 1)}
+    assert len(seeds) == 4
+    assert salted_seed("a", spec, "test", 0, 0) == salted_seed("a", spec, "test", 0, 0)
+
+
+def test_cuda_sources_are_found_through_names_lists_and_concatenation():
+    source = (
+        "from torch.utils.cpp_extension import load_inline\n"
+        "head = '__global__ void k() {}'\n"
+        "tail = '\\nvoid launch() { k<<<1, 1>>>(); }'\n"
+        "src = head + tail\n"
+        "m = load_inline('m', cpp_sources='', cuda_sources=[src], functions=['launch'])\n"
+    )
+    assert uses_cuda_extension(source)
+    assert extract_cuda_sources(source) == ["__global__ void k() {}\nvoid launch() { k<<<1, 1>>>(); }"]
+    assert (
+        extract_cuda_sources(
+            "from torch.utils.cpp_extension import load_inline\nload_inline('m', '', make())\n"
+        )
+        is None
+    )
+    assert not uses_cuda_extension("import triton\n")
+
+
+def test_device_strings_are_validated():
+    assert parse_device("CUDA:1") == "cuda:1"
+    for bad in ("gpu", "cuda:x", "cpu0", ""):
+        with pytest.raises(ConfigError, match="device must be"):
+            parse_device(bad)
+    with pytest.raises(ConfigError, match="timeout"):
+        EvalConfig(timeout_s=0)
+
+
+def test_settings_fill_device_dependent_defaults_but_keep_explicit_ones():
+    cpu = EvalConfig().resolved("cpu")
+    gpu = EvalConfig(time_budget_s=5.0).resolved("cuda:0")
+    assert cpu["memory_limit_mb"] and gpu["memory_limit_mb"] is None
+    assert gpu["time_budget_s"] == 5.0 and gpu["min_repeats"] > cpu["min_repeats"]
+
+
+def test_verdict_round_trips_and_only_ok_is_correct():
+    v = Verdict(
+        task="add", candidate="c.py", device="cpu", status="incorrect", message="bad",
+        tests=[TestResult({"size": 4}, False, "bad")],
+    )  # fmt: skip
+    again = Verdict.from_dict(v.to_dict())
+    assert again == v and not again.correct and again.to_dict()["correct"] is False
+    assert "INCORRECT" in v.summary() and "FAIL" in v.summary()
+    with pytest.raises(ValueError):
+        Verdict(task="t", candidate="c", device="cpu", status="great", message="")
