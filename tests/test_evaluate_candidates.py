@@ -21,8 +21,9 @@ from kerneldisc.task import load_task
 pytestmark = pytest.mark.slow
 
 CANDIDATES = Path(__file__).parent / "candidates"
-CFG = EvalConfig(device="cpu", timeout_s=25, memory_limit_mb=1536)
-HANG_TIMEOUT_S = 8.0
+CFG = EvalConfig(device="cpu", timeout_s=25)
+HANG_TIMEOUT_S = 5.0
+BOMB_MEMORY_MB = 1024  # a small limit: touching memory is slow, the bomb should hit it fast
 NAMES = [
     "add_triton", "syntax_error", "import_error", "wrong_values", "wrong_shape", "wrong_dtype", "nan_output",
     "mutates_input", "returns_input", "returns_view", "partial_write", "caches_result", "exit_at_import",
@@ -37,7 +38,11 @@ def verdicts() -> dict[str, Verdict]:
     task = load_task(CANDIDATES / "add_task")
 
     def one(name: str) -> tuple[str, Verdict]:
-        cfg = replace(CFG, timeout_s=HANG_TIMEOUT_S) if name == "hang" else CFG
+        cfg = CFG
+        if name == "hang":
+            cfg = replace(CFG, timeout_s=HANG_TIMEOUT_S)
+        elif name == "memory_bomb":
+            cfg = replace(CFG, memory_limit_mb=BOMB_MEMORY_MB)
         return name, evaluate(task, CANDIDATES / f"{name}.py", cfg)
 
     with ThreadPoolExecutor(max_workers=2) as pool:

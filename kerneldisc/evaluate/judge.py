@@ -50,6 +50,13 @@ def main(argv: list[str] | None = None) -> int:
     children: list[Child] = []
     if request.get("candidate"):
         children.append(_spawn_candidate(request, request["device"]))
+
+    def abandon() -> None:  # the caller is gone: take the candidate down with us
+        for child in children:
+            child.close()
+        os._exit(1)
+
+    link.on_parent_gone(abandon)
     try:
         link.send(_serve(request, children))
     except CallerError as exc:

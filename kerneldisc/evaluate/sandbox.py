@@ -9,6 +9,7 @@ group (including anything the candidate spawned) is killed at once.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import resource
@@ -22,6 +23,8 @@ from dataclasses import dataclass
 from typing import Any
 
 MAX_MESSAGE_BYTES = 1 << 22
+_PR_SET_PDEATHSIG = 1
+_libc = ctypes.CDLL(None, use_errno=True)  # loaded before any fork: preexec_fn only calls into it
 
 
 @dataclass
@@ -32,6 +35,8 @@ class Limits:
     data_mb: int | None = None
 
     def apply(self) -> None:
+        # Die with the process that started us: a killed judge must not leave a spinning orphan.
+        _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         if self.address_space_mb:
             size = self.address_space_mb << 20
@@ -213,6 +218,17 @@ class ParentLink:
 
     def send(self, message: dict[str, Any]) -> None:
         self._reply.write(json.dumps(message).encode() + b"\n")
+
+    def on_parent_gone(self, action) -> None:
+        """Run `action` on a daemon thread once the parent closes the command pipe (it died or
+        is done), for a child that expects no further commands."""
+
+        def watch() -> None:
+            while self._cmd.readline():
+                pass
+            action()
+
+        threading.Thread(target=watch, daemon=True, name="parent-watch").start()
 
 
 def child_env(device: str) -> dict[str, str]:

@@ -54,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     if device.startswith("cuda") and not torch.cuda.is_available():
         channel.send({"event": "no_cuda"})
         return 0
+    if device.startswith("cuda"):
+        torch.cuda.set_device(torch.device(device))  # launches and "cuda" tensors go to this GPU
     problem = load_problem(read_task(args.task))
     guards = Guards.capture(cuda=device.startswith("cuda"))
     try:
