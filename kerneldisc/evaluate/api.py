@@ -158,5 +158,6 @@ def _run_judge(
     if "caller_error" in answer:
         raise ConfigError(answer["caller_error"])
     if "task_error" in answer:
-        raise TaskError(f"task {task.name} ({task.path}): its reference failed: {answer['task_error']}")
+        detail = " | ".join(line.strip() for line in str(answer["task_error"]).splitlines() if line.strip())
+        raise TaskError(f"task {task.name} ({task.path}): its reference failed: {detail}")
     return answer

@@ -120,7 +120,10 @@ def compare(out: Any, ref: Any, rtol: float, atol: float, path: str = "output") 
             bad = ~torch.isfinite(o) & torch.isfinite(r)
             if bool(bad.any()):
                 return f"{path}: NaN/Inf in {int(bad.sum())} of {o.numel()} elements where the reference is finite"
-            close = torch.isclose(o.double(), r.double(), rtol=rtol, atol=atol, equal_nan=True)
+            # float32 is exact for half/bfloat16 values and keeps big outputs affordable
+            wide = torch.promote_types(o.dtype, torch.float32)
+            o, r = o.to(wide), r.to(wide)
+            close = torch.isclose(o, r, rtol=rtol, atol=atol, equal_nan=True)
         else:
             close = o == r
         if not bool(close.all()):

@@ -11,7 +11,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import torch
+
 _perf_counter_ns = time.perf_counter_ns
+_cuda_synchronize = torch.cuda.synchronize
+_CudaEvent = torch.cuda.Event
+_event_record = torch.cuda.Event.record
+_event_elapsed = torch.cuda.Event.elapsed_time
+_event_synchronize = torch.cuda.Event.synchronize
 
 
 def now_s() -> float:
@@ -35,15 +42,7 @@ class CudaTimer:
     (every stream) before the stop event, so work left on side streams is inside the time."""
 
     def __init__(self, device: str) -> None:
-        import torch
-
         self.device = device
-        self._torch = torch
-        self._sync = torch.cuda.synchronize
-        self._event = torch.cuda.Event
-        self._record = torch.cuda.Event.record
-        self._elapsed = torch.cuda.Event.elapsed_time
-        self._event_sync = torch.cuda.Event.synchronize
         props = torch.cuda.get_device_properties(torch.device(device))
         l2 = int(getattr(props, "L2_cache_size", 0) or 0)
         # Twice the L2 (at least 256 MiB) so every line a previous call touched is evicted.
@@ -51,14 +50,14 @@ class CudaTimer:
 
     def time_call(self, fn: Callable[[Any], Any], data: Any) -> tuple[Any, float]:
         self._flush.zero_()
-        self._sync(self.device)
-        start, stop = self._event(enable_timing=True), self._event(enable_timing=True)
-        self._record(start)
+        _cuda_synchronize(self.device)
+        start, stop = _CudaEvent(enable_timing=True), _CudaEvent(enable_timing=True)
+        _event_record(start)
         out = fn(data)
-        self._sync(self.device)
-        self._record(stop)
-        self._event_sync(stop)
-        return out, self._elapsed(start, stop) * 1e3
+        _cuda_synchronize(self.device)
+        _event_record(stop)
+        _event_synchronize(stop)
+        return out, _event_elapsed(start, stop) * 1e3
 
 
 def make_timer(device: str) -> CpuTimer | CudaTimer:
