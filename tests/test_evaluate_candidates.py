@@ -29,7 +29,7 @@ NAMES = [
     "mutates_input", "returns_input", "returns_view", "partial_write", "caches_result", "exit_at_import",
     "exit_in_call", "os_exit", "segfault", "hang", "flood", "patch_perf_counter", "patch_perf_counter_ns",
     "patch_monotonic", "background_thread", "no_custom_kernel", "fake_verdict", "memory_bomb",
-    "subclass_output", "raises",
+    "subclass_output", "raises", "kills_judge",
 ]  # fmt: skip
 
 
@@ -133,6 +133,7 @@ def test_gaming_or_malformed_candidate_is_rejected(verdicts, name, reason):
         ("segfault", "killed by SIGSEGV"),
         ("memory_bomb", "out of memory"),
         ("raises", "RuntimeError: kernel launch failed"),
+        ("kills_judge", "judge process for task add killed by SIGKILL before answering"),
     ],
 )
 def test_candidate_that_dies_or_raises_is_a_crash(verdicts, name, reason):

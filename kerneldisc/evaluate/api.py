@@ -148,11 +148,14 @@ def _run_judge(
         answer = judge.recv()
     except (ChildDied, ChildTimeout):
         judge.wait_exit(2.0)
-        tail = judge.stderr.text().strip().splitlines()[-5:]
-        raise TaskError(
-            f"the evaluator's judge process for task {task.name} {judge.exit_description()}: "
-            + " | ".join(tail)
-        ) from None
+        tail = " | ".join(judge.stderr.text().strip().splitlines()[-5:])
+        what = f"the evaluator's judge process for task {task.name} {judge.exit_description()}"
+        tail = f": {tail}" if tail else ""
+        if candidate is None:
+            raise TaskError(what + tail) from None
+        # The candidate runs as the same user and can kill its judge; that earns nothing.
+        return {"verdict": {"task": task.name, "device": device, "status": "crash",
+                            "message": f"{what} before answering (killed by the candidate?){tail}"}}  # fmt: skip
     finally:
         judge.close()
     if "caller_error" in answer:
