@@ -82,4 +82,6 @@ def guess_device(requested: str) -> str:
         return "cpu"
     from kerneldisc.evaluate.device import nvml_device_count
 
-    return "cuda:0" if nvml_device_count() > 0 else "cpu"
+    # Device files cover a driver without NVML's Python binding; a wrong guess costs only a
+    # restart of the candidate on the CPU, decided by torch in the judge.
+    return "cuda:0" if nvml_device_count() > 0 or os.path.exists("/dev/nvidia0") else "cpu"

@@ -12,10 +12,13 @@ protocol. One request comes in on the command pipe; one result goes out on the r
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import random
 import secrets
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -66,7 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for child in children:
             child.close()
-    return 0
+    # Exit without interpreter shutdown: torch may still be loading on a daemon thread when a
+    # candidate that failed to import was judged without it.
+    os._exit(0)
 
 
 def _spawn_candidate(request: dict[str, Any], device: str) -> Child:
@@ -87,10 +92,24 @@ def _spawn_candidate(request: dict[str, Any], device: str) -> Child:
 
 
 def _serve(request: dict[str, Any], children: list[Child]) -> dict[str, Any]:
-    import torch
-
     from kerneldisc.evaluate.device import cpu_facts, gpu_facts
     from kerneldisc.evaluate.problem import load_problem, read_task
+
+    task = read_task(request["task_pickle"])
+    if children and request["device"] == "cpu":
+        # torch loads on the side while the candidate imports, so a candidate that fails to
+        # import is judged without waiting for it.
+        loader = threading.Thread(target=importlib.import_module, args=("torch",), daemon=True)
+        loader.start()
+        judge = Judge(task, "cpu", request["settings_cpu"], request["work_dir"], children[0])
+
+        def prepare() -> None:
+            loader.join()
+            judge.problem = load_problem(task)
+
+        return {"verdict": judge.verdict(request.get("reference"), cpu_facts(), prepare)}
+
+    import torch
 
     device = request["device"]
     if device.startswith("cuda") and not torch.cuda.is_available():
@@ -108,30 +127,30 @@ def _serve(request: dict[str, Any], children: list[Child]) -> dict[str, Any]:
             )
         torch.cuda.set_device(index)
     settings = request["settings_cpu"] if device == "cpu" else request["settings_gpu"]
-    task = read_task(request["task_pickle"])
-    problem = load_problem(task)
     facts = cpu_facts() if device == "cpu" else gpu_facts(device)
-    judge = Judge(task, problem, device, settings, request["work_dir"], children[0] if children else None)
+    judge = Judge(task, device, settings, request["work_dir"], children[0] if children else None)
+    judge.problem = load_problem(task)
     if not children:
         return {"reference": judge.reference_timing(facts)}
     return {"verdict": judge.verdict(request.get("reference"), facts)}
 
 
 class Judge:
-    def __init__(
-        self, task, problem, device: str, settings: dict[str, Any], work_dir: str, child: Child | None
-    ):
-        from kerneldisc.evaluate.protocol import RepeatPolicy
-
+    def __init__(self, task, device: str, settings: dict[str, Any], work_dir: str, child: Child | None):
         self.task = task
-        self.problem = problem
+        self.problem = None  # loaded once torch is (see _serve)
         self.device = device
         self.settings = settings
         self.work_dir = work_dir
         self.child = child
         self.salt = secrets.token_hex(16)
-        self.policy = RepeatPolicy.from_settings(settings)
         self.tests, self.benchmarks = task.specs_for(device)
+
+    @property
+    def policy(self):
+        from kerneldisc.evaluate.protocol import RepeatPolicy
+
+        return RepeatPolicy.from_settings(self.settings)
 
     # --- the reference -------------------------------------------------------------------
     def reference_timing(self, facts: dict[str, Any]) -> dict[str, Any]:
@@ -163,7 +182,14 @@ class Judge:
         return measure(self.problem.ref_kernel, make_input, make_timer(self.device), self.policy)
 
     # --- the candidate -------------------------------------------------------------------
-    def verdict(self, reference: dict[str, Any] | None, facts: dict[str, Any]) -> dict[str, Any]:
+    def verdict(
+        self,
+        reference: dict[str, Any] | None,
+        facts: dict[str, Any],
+        prepare: Callable[[], None] | None = None,
+    ) -> dict[str, Any]:
+        """The verdict dict; `prepare` (loading torch and the reference) runs once the candidate
+        has imported, so a candidate that fails earlier costs no more than its own start."""
         v: dict[str, Any] = {
             "task": self.task.name,
             "device": self.device,
@@ -175,6 +201,8 @@ class Judge:
         }
         try:
             self._ready()
+            if prepare is not None:
+                prepare()
             v["tests"] = self._run_tests()
             failed = next((t for t in v["tests"] if not t["passed"]), None)
             if failed:
