@@ -45,8 +45,9 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
+    # Everything the harness uses is imported (and the clocks captured) before the candidate is.
     from kerneldisc.errors import CandidateError
-    from kerneldisc.evaluate import timing  # noqa: F401  (captures the clocks before the candidate runs)
+    from kerneldisc.evaluate import check, protocol, timing  # noqa: F401
     from kerneldisc.evaluate.guards import Guards
     from kerneldisc.evaluate.problem import MissingEntry, load_problem, read_task
 
