@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 
 import pytest
 import torch
 from test_models import embedded_model  # noqa: F401  (shared fixture)
 
+from kerneldisc.errors import ConfigError
 from kerneldisc.learn.trainer import Trainer, TrainerConfig
 from kerneldisc.policy import PolicyError, make_policy
 
@@ -45,3 +47,16 @@ def test_vllm_logprobs_match_the_model_and_follow_each_new_adapter(embedded_mode
 
     policy.release()
     assert len(policy.sample([prompt], 1)[0]) == 1  # the engine comes back after release
+
+
+def test_engine_sees_only_the_policy_gpu_while_it_starts(monkeypatch):
+    from kerneldisc.policy.vllm import _only_gpu_visible
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
+    with _only_gpu_visible("cuda:1"):
+        assert os.environ["CUDA_VISIBLE_DEVICES"] == "5"
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "3,5"
+    with _only_gpu_visible("cuda"):
+        assert os.environ["CUDA_VISIBLE_DEVICES"] == "3,5"
+    with pytest.raises(ConfigError, match="2 GPU"), _only_gpu_visible("cuda:2"):
+        pass

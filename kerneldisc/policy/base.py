@@ -38,25 +38,6 @@ class Completion:
     logprobs: list[float] = field(default_factory=list)
     finish_reason: str = "stop"
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "text": self.text,
-            "prompt_token_ids": list(self.prompt_token_ids),
-            "token_ids": list(self.token_ids),
-            "logprobs": list(self.logprobs),
-            "finish_reason": self.finish_reason,
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Completion:
-        return cls(
-            text=d["text"],
-            prompt_token_ids=list(d.get("prompt_token_ids", [])),
-            token_ids=list(d.get("token_ids", [])),
-            logprobs=[float(x) for x in d.get("logprobs", [])],
-            finish_reason=d.get("finish_reason", "stop"),
-        )
-
 
 @dataclass
 class Sample:

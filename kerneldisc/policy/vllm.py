@@ -9,8 +9,11 @@ built: `make_policy("vllm")` on a machine without it says how to install it.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import importlib.util
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -64,23 +67,21 @@ class VLLMPolicy:
 
     def _engine(self):
         if self._llm is None:
-            import torch
             from vllm import LLM
 
-            # vLLM places its engine on the current CUDA device.
-            torch.cuda.set_device(torch.device(self.device))
-            self._llm = LLM(
-                model=str(self.model_dir),
-                tokenizer=str(self.model_dir),
-                enable_lora=True,
-                max_lora_rank=self.max_lora_rank,
-                max_loras=1,
-                seed=self.seed,
-                dtype="bfloat16",
-                gpu_memory_utilization=self.gpu_memory_utilization,
-                max_model_len=self.max_model_len,
-                logprobs_mode="processed_logprobs",
-            )
+            with _only_gpu_visible(self.device):
+                self._llm = LLM(
+                    model=str(self.model_dir),
+                    tokenizer=str(self.model_dir),
+                    enable_lora=True,
+                    max_lora_rank=self.max_lora_rank,
+                    max_loras=1,
+                    seed=self.seed,
+                    dtype="bfloat16",
+                    gpu_memory_utilization=self.gpu_memory_utilization,
+                    max_model_len=self.max_model_len,
+                    logprobs_mode="processed_logprobs",
+                )
         return self._llm
 
     def sample(self, prompts: list[Prompt], k: int) -> list[list[Completion]]:
@@ -132,6 +133,28 @@ class VLLMPolicy:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._calls = int(state["calls"])
+
+
+@contextlib.contextmanager
+def _only_gpu_visible(device: str) -> Iterator[None]:
+    """vLLM's engine runs in a child process on the first visible GPU: while it starts, show it only
+    the GPU this policy was given (the child inherits the environment; this process is unaffected)."""
+    import torch
+
+    index = torch.device(device).index
+    saved = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if index:
+        visible = saved.split(",") if saved else [str(i) for i in range(torch.cuda.device_count())]
+        if index >= len(visible):
+            raise ConfigError(f"device {device} does not exist: {len(visible)} GPU(s) visible")
+        os.environ["CUDA_VISIBLE_DEVICES"] = visible[index]
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("CUDA_VISIBLE_DEVICES", None)
+        else:
+            os.environ["CUDA_VISIBLE_DEVICES"] = saved
 
 
 def _completion(prompt_ids: list[int], choice) -> Completion:
