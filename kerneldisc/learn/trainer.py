@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import shutil
 import tempfile
@@ -161,9 +160,10 @@ class Trainer:
             loss.backward()  # gradients accumulate across micro-batches
             total_loss += float(loss.detach())
 
-        grad_norm = math.sqrt(
-            sum(float(p.grad.float().pow(2).sum()) for p in self.lora_parameters() if p.grad is not None)
-        )
+        grads = [p.grad.float().norm() for p in self.lora_parameters() if p.grad is not None]
+        grad_norm = (
+            float(torch.stack(grads).norm()) if grads else 0.0
+        )  # reported, never clipped (as published)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.step_count += 1
