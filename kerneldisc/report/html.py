@@ -21,6 +21,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 caption { caption-side: top; text-align: left; font-weight: 600; padding-bottom: 0.3em; }
 .notice { background: #fff3cd; border: 1px solid #e0c36c; padding: 0.6em 1em; margin: 1em 0; }
 figure { margin: 1em 0; } figure img { max-width: 100%; }
+.scroll { overflow-x: auto; }
 pre { background: #f6f8fa; padding: 1em; overflow-x: auto; font-size: 0.85em; }
 """
 
@@ -90,4 +91,7 @@ def _table(table: Table) -> str:
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
     rows = "".join("<tr>" + "".join(_cell(v) for v in row) + "</tr>" for row in frame.itertuples(index=False))
     caption = f"<caption>{html.escape(table.caption)}</caption>" if table.caption else ""
-    return f'<table id="{html.escape(table.name)}">{caption}<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
+    return (
+        f'<div class="scroll"><table id="{html.escape(table.name)}">{caption}'
+        f"<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>"
+    )
