@@ -66,3 +66,12 @@ def test_syntax_error_in_code_text_needs_no_child_process(task):
     v = evaluate(task, "def custom_kernel(data)\n", CFG)
     assert v.status == "compile_error" and "SyntaxError at line 1" in v.message
     assert [t.message for t in v.tests] == ["not run", "not run"]
+
+
+def test_reference_from_a_gpu_is_refused_for_a_cpu_verdict(task, reference):
+    gpu_reference = ReferenceTiming(
+        task=reference.task, device="cuda:0", runtime_us=1.0, benchmarks=reference.benchmarks,
+        device_facts={"device": "cuda:0", "name": "NVIDIA H100"},
+    )  # fmt: skip
+    with pytest.raises(ConfigError, match="same kind of device"):
+        evaluate(task, (CANDIDATES / "wrong_values.py"), CFG, reference=gpu_reference)

@@ -49,10 +49,11 @@ def evaluate(
         path.write_text(source)
         answer = _run_judge(task, cfg, device, work, candidate=str(path), reference=reference)
     verdict = Verdict.from_dict({**answer["verdict"], "candidate": label})
-    if reference is not None and reference.device != verdict.device:
+    if reference is not None and not _comparable(reference, verdict):
         raise ConfigError(
-            f"the reference was timed on {reference.device} but this evaluation ran on {verdict.device}; "
-            "measure the reference on the same device"
+            f"the reference was timed on {reference.device} ({reference.device_facts.get('name')}) but this "
+            f"evaluation ran on {verdict.device} ({verdict.device_facts.get('name')}); measure the reference "
+            "on the same kind of device"
         )
     verdict.elapsed_s = time.monotonic() - started
     return verdict
@@ -65,6 +66,14 @@ def measure_reference(task: Task, cfg: EvalConfig | None = None) -> ReferenceTim
     with tempfile.TemporaryDirectory(prefix="kerneldisc-ref-") as work:
         answer = _run_judge(task, cfg, device, work, candidate=None, reference=None)
     return ReferenceTiming.from_dict(answer["reference"])
+
+
+def _comparable(reference: ReferenceTiming, verdict: Verdict) -> bool:
+    """CPU and GPU numbers never mix; GPUs of the same model (any index) do."""
+    if (reference.device == "cpu") != (verdict.device == "cpu"):
+        return False
+    names = reference.device_facts.get("name"), verdict.device_facts.get("name")
+    return None in names or names[0] == names[1]
 
 
 def _read_candidate(candidate: Path | str) -> tuple[str, str]:
