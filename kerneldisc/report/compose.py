@@ -204,6 +204,9 @@ def _bench_section(bench: BenchData, name: str, out_dir: Path) -> Section:
         section.blocks.append(
             Table(f"bench_{_slug(name)}_verdicts", tables.verdicts_table(bench.evals), "verdicts")
         )
+    if len(bench.runs) > 1:
+        caption = "discovery runs side by side (candidates: sampled after the starting state)"
+        section.blocks.append(Table(f"bench_{_slug(name)}_runs", tables.runs_table(bench.runs), caption))
     names = _unique_names([r.path.parent for r in bench.runs])
     for run, run_name in zip(bench.runs, names, strict=True):
         section.subsections.append(_run_section(run, f"{name}-{run_name}", out_dir))

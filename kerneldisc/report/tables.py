@@ -68,6 +68,25 @@ def run_summary_table(run: RunData) -> pd.DataFrame:
     return pd.DataFrame(fields, columns=["field", "value"])
 
 
+def runs_table(runs: list[RunData]) -> pd.DataFrame:
+    """Discovery runs side by side (e.g. training on against best-of-N at the same budget)."""
+    rows = [
+        {
+            "run": run.label,
+            "task": run.summary.get("task"),
+            "policy": run.summary.get("policy"),
+            "training": bool(run.summary.get("train")),
+            "steps": run.summary.get("steps_completed"),
+            "candidates": int((run.history["step"] > 0).sum()) if "step" in run.history.columns else 0,
+            "best_runtime_us": run.summary.get("best_runtime_us"),
+            "best_speedup": run.summary.get("best_speedup"),
+        }
+        for run in runs
+    ]
+    columns = ["run", "task", "policy", "training", "steps", "candidates", "best_runtime_us", "best_speedup"]
+    return pd.DataFrame(rows, columns=columns)
+
+
 def steps_table(run: RunData) -> pd.DataFrame:
     """One row per finished step; the reward list is summarised, not repeated."""
     steps = run.steps
