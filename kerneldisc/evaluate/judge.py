@@ -309,6 +309,10 @@ class Judge:
     def _run_benchmarks(self, v: dict[str, Any], reference: dict[str, Any] | None) -> None:
         from kerneldisc.evaluate.verdict import RuntimeStats, aggregate
 
+        if self.device.startswith("cuda"):
+            import torch
+
+            torch.cuda.empty_cache()  # leave the GPU's memory to the candidate while it is timed
         cand = [self._bench_candidate(j, spec) for j, spec in enumerate(self.benchmarks)]
         if reference is None:
             ref = [RuntimeStats.from_times(self._time_reference(j, s)) for j, s in enumerate(self.benchmarks)]
