@@ -296,7 +296,8 @@ def run_suite(
             echo(f"{entry.name}: done earlier, skipped")
             continue
         todo.append(entry)
-    gpus = visible_gpus() if gpus is None and device.startswith("cuda") else (gpus or [])
+    if gpus is None:  # "cuda" spreads entries over every visible GPU; "cuda:N" pins them to one
+        gpus = visible_gpus() if device == "cuda" else []
     if len(gpus) > 1:
         _run_parallel(todo, out_dir, device, gpus, echo)
     else:
@@ -324,7 +325,8 @@ def visible_gpus() -> list[str]:
         listing = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30).stdout
     except (OSError, subprocess.TimeoutExpired):
         return []
-    return [str(i) for i, line in enumerate(listing.splitlines()) if line.startswith("GPU ")]
+    count = sum(line.startswith("GPU ") for line in listing.splitlines())  # MIG lines are indented
+    return [str(i) for i in range(count)]
 
 
 def run_entry(entry: Entry, out_dir: Path, device: str, echo=print) -> dict[str, Any]:

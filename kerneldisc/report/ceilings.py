@@ -91,8 +91,24 @@ def measure(device: str, name: str) -> Ceilings:
     import torch
 
     on_gpu = device.startswith("cuda")
-    dev = torch.device(device)
     dtype = torch.bfloat16 if on_gpu else torch.float32
+    copy_bytes_per_s, matmul_flops_per_s = _rates(torch.device(device), dtype)
+    if on_gpu:
+        torch.cuda.empty_cache()  # hand the GiB back before any kernel is timed on this GPU
+    return Ceilings(
+        device_name=name,
+        copy_bytes_per_s=copy_bytes_per_s,
+        matmul_flops_per_s=matmul_flops_per_s,
+        matmul_dtype=str(dtype).removeprefix("torch."),
+        measured_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )
+
+
+def _rates(dev, dtype) -> tuple[float, float]:
+    """(bytes read + written per second by a large copy, matmul FLOP per second)."""
+    import torch
+
+    on_gpu = dev.type == "cuda"
     copy_elems = (256 << 20) if on_gpu else (8 << 20)  # 512 MiB bf16 on GPU, 32 MiB fp32 on CPU
     n = 8192 if on_gpu else 512
     src = torch.ones(copy_elems, dtype=dtype, device=dev)
@@ -101,13 +117,7 @@ def measure(device: str, name: str) -> Ceilings:
     b = torch.randn(n, n, device=dev).to(dtype)
     copy_s = _best_seconds(lambda: dst.copy_(src), dev)
     matmul_s = _best_seconds(lambda: torch.mm(a, b), dev)
-    return Ceilings(
-        device_name=name,
-        copy_bytes_per_s=2 * src.numel() * src.element_size() / copy_s,
-        matmul_flops_per_s=2 * n**3 / matmul_s,
-        matmul_dtype=str(dtype).removeprefix("torch."),
-        measured_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    )
+    return 2 * src.numel() * src.element_size() / copy_s, 2 * n**3 / matmul_s
 
 
 def _best_seconds(fn, dev, repeats: int = 5) -> float:
