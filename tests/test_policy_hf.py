@@ -49,6 +49,22 @@ def test_embedded_model_gives_k_completions_whose_logprobs_match_a_forward_pass(
     assert groups[0][0].prompt_token_ids != groups[1][0].prompt_token_ids
 
 
+def test_copies_of_one_prompt_share_one_prefill_and_keep_exact_logprobs(tiny_model, monkeypatch):  # noqa: F811
+    prefills = []
+    original = HFPolicy._prompt_cache
+    monkeypatch.setattr(
+        HFPolicy, "_prompt_cache", lambda self, *a: prefills.append(a[2]) or original(self, *a)
+    )
+    policy = HFPolicy(tiny_model, seed=4, temperature=0.9, max_new_tokens=8, batch_size=3)
+    replies = policy.sample([RAW * 8], k=3)[0]
+    assert prefills == [3]
+    model, _ = load_causal_lm(tiny_model)
+    for c in replies:
+        expected = _forward_logprobs(model, c, 0.9)
+        assert max(abs(a - b) for a, b in zip(c.logprobs, expected, strict=True)) < 1e-3
+    assert len({tuple(c.token_ids) for c in replies}) == 3  # the rows still draw independently
+
+
 @pytest.mark.slow
 def test_completion_stops_at_end_of_sequence_or_at_the_length_limit(embedded_model):  # noqa: F811
     policy = HFPolicy(embedded_model, seed=0, max_new_tokens=20)

@@ -9,6 +9,7 @@ switched off, so q is exactly softmax(logits / temperature) unless truncation is
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,6 +42,12 @@ def eos_ids(model, tokenizer) -> set[int]:
     if tokenizer.eos_token_id is not None:
         ids.add(tokenizer.eos_token_id)
     return ids
+
+
+def _cache_keyword(model) -> str:
+    """transformers 5 renamed the key/value cache argument from `past_key_values` to `cache`."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
 
 
 class HFPolicy:
@@ -182,8 +189,11 @@ class HFPolicy:
             return_dict_in_generate=True,
             output_scores=True,
         )
+        shared = {}
+        if len(batch) > 1 and len(batch[0]) > 1 and all(ids == batch[0] for ids in batch):
+            shared[_cache_keyword(model)] = self._prompt_cache(model, batch[0], len(batch))
         with torch.no_grad(), self._own_rng():
-            out = model.generate(input_ids=input_ids, attention_mask=mask, generation_config=config)
+            out = model.generate(input_ids=input_ids, attention_mask=mask, generation_config=config, **shared)
         new = out.sequences[:, width:]
         # scores[t] is what token t was drawn from; gather step by step, never (batch, steps, vocab).
         logprobs = torch.stack(
@@ -209,6 +219,24 @@ class HFPolicy:
                 )
             )
         return completions
+
+    def _prompt_cache(self, model, ids: list[int], rows: int):
+        """Keys and values of one prompt (all but its last token, which generate feeds itself),
+        computed once and repeated for each row: K copies of a long prompt cost one prefill, not K."""
+        from transformers import DynamicCache
+
+        try:
+            cache = DynamicCache(config=model.config)
+        except TypeError:  # transformers before 4.56 builds it without the config
+            cache = DynamicCache()
+        with torch.no_grad():
+            model(
+                input_ids=torch.tensor([ids[:-1]], device=self.device),
+                use_cache=True,
+                **{_cache_keyword(model): cache},
+            )
+        cache.batch_repeat_interleave(rows)
+        return cache
 
     @contextlib.contextmanager
     def _own_rng(self) -> Iterator[None]:
