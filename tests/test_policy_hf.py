@@ -123,6 +123,8 @@ def test_loaded_adapter_is_used_for_the_next_samples(tiny_model, tmp_path):  # n
     policy.release()
     third = policy.sample([RAW], 1)[0]
     assert max(abs(a - b) for a, b in zip(third[0].logprobs, trainer.logprobs(third)[0], strict=True)) < 1e-3
+    with pytest.raises(ConfigError, match="adapter_config.json is missing"):
+        policy.load_adapter(tmp_path)
 
 
 def test_policy_sharing_the_trainer_samples_from_its_live_adapter(tiny_model, tmp_path):  # noqa: F811

@@ -83,11 +83,9 @@ class HFPolicy:
         self._model = None
         self._tokenizer = None
         self._adapters_loaded = 0
-        self._rng = torch.Generator(device="cpu").manual_seed(seed).get_state()
-        self._rng_device_type = "cpu"
-        if device.startswith("cuda"):
-            self._rng = torch.Generator(device=device).manual_seed(seed).get_state()
-            self._rng_device_type = "cuda"
+        # Sampling draws on the generator of the device the logits live on.
+        self._rng_device_type = "cuda" if device.startswith("cuda") else "cpu"
+        self._rng = torch.Generator(device=device).manual_seed(seed).get_state()
 
     # --- the model ------------------------------------------------------------------------------
 
@@ -105,8 +103,6 @@ class HFPolicy:
     def _attach(self, path: Path) -> None:
         from peft import PeftModel
 
-        if not (path / "adapter_config.json").is_file():
-            raise ConfigError(f"{path} is not a LoRA adapter folder: adapter_config.json is missing")
         if isinstance(self._model, PeftModel):
             # Swap under a new name, then drop the old one: never two full adapters' worth of copies.
             old = self._model.active_adapter
@@ -133,6 +129,8 @@ class HFPolicy:
                     f"(the trainer's last saved adapter is {self.trainer.adapter_path})"
                 )
             return
+        if not (path / "adapter_config.json").is_file():
+            raise ConfigError(f"{path} is not a LoRA adapter folder: adapter_config.json is missing")
         self.adapter_path = path
         if self._model is not None:
             self._attach(path)
