@@ -18,9 +18,15 @@ REPO = Path(__file__).resolve().parent.parent
 TORCH_VECTORADD = "def custom_kernel(data):\n    a, b = data\n    return a + b\n"
 
 
+@pytest.fixture(scope="session")
+def _cache_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
 @pytest.fixture(autouse=True)
-def _ceilings_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("KERNELDISC_CACHE", str(tmp_path / "cache"))
+def _ceilings_cache(_cache_dir, monkeypatch):
+    """Device ceilings are measured once for the whole session, away from the user's cache."""
+    monkeypatch.setenv("KERNELDISC_CACHE", str(_cache_dir))
 
 
 def write_suite(folder: Path, text: str, name: str = "suite.yml") -> Path:
