@@ -350,6 +350,10 @@ def run_entry(entry: Entry, out_dir: Path, device: str, echo=print) -> dict[str,
             errors = _run_discover(entry, task, entry_dir, device, outcome, echo)
         outcome["status"] = "failed" if errors else "done"
         outcome["error"] = "; ".join(errors) or None
+    except KeyboardInterrupt:  # Ctrl-C stops the suite; --resume runs this entry again
+        outcome.update(status="failed", error="interrupted", finished_at=_now())
+        write_outcome(entry_dir, outcome)
+        raise
     except KerneldiscError as exc:
         outcome.update(status="failed", error=str(exc))
     except Exception as exc:  # an entry's crash is its own outcome, never the suite's end
@@ -483,7 +487,7 @@ class ModelNew(_reference.Model):
 
 def _run_discover(entry: Entry, task: Task, entry_dir: Path, device: str, outcome: dict, echo) -> list[str]:
     from kerneldisc.config import make_config
-    from kerneldisc.loop import config_for_resume, run_discovery
+    from kerneldisc.loop import Interrupted, config_for_resume, run_discovery
 
     run_dir = entry_dir / "run"
     outcome["run"] = "run"
@@ -497,11 +501,14 @@ def _run_discover(entry: Entry, task: Task, entry_dir: Path, device: str, outcom
             fh.write(message + "\n")
         echo(f"{entry.name}: {message}")
 
-    if (run_dir / "config.yml").is_file():
-        cfg = config_for_resume(run_dir, {"steps": settings.get("steps")})
-        run_discovery(cfg, resume=run_dir, echo=entry_echo)
-    else:
-        run_discovery(make_config(settings), echo=entry_echo)
+    try:
+        if (run_dir / "config.yml").is_file():
+            cfg = config_for_resume(run_dir, {"steps": settings.get("steps")})
+            run_discovery(cfg, resume=run_dir, echo=entry_echo)
+        else:
+            run_discovery(make_config(settings), echo=entry_echo)
+    except Interrupted:  # the loop turns Ctrl-C into this after checkpointing; stop the suite too
+        raise KeyboardInterrupt from None
     summary = json.loads((run_dir / "summary.json").read_text())
     outcome["best_runtime_us"] = summary.get("best_runtime_us")
     outcome["best_speedup"] = summary.get("best_speedup")
