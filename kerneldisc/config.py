@@ -48,11 +48,11 @@ class DiscoverConfig:
     puct_c: float = 1.0
     top_children: int = 2
     max_archive: int = 1000
-    empty_root: bool = False
+    empty_root: bool = True  # a second lineage that starts from the skeleton
     # evaluation
     reward: str = "speedup"  # speedup | inverse_runtime (1000 / runtime_us)
     eval_timeout_s: float = 120.0
-    eval_workers: int = 0  # 0: one per evaluation GPU, or 2 on the CPU
+    eval_workers: int = 0  # 0: one per evaluation GPU, or 1 on the CPU
     target_us: float | None = None  # the runtime the prompt asks for; default half the start
     # openai policy
     base_url: str | None = None

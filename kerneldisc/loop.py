@@ -55,7 +55,7 @@ class Rollout:
     code: str | None = None
     code_hash: str | None = None
     candidate: str | None = None
-    status: str = "gated"
+    status: str = "pending"  # until the gate or the evaluator says otherwise
     reward: float = 0.0
     runtime_us: float | None = None
     speedup: float | None = None
@@ -147,7 +147,9 @@ def run_discovery(cfg: DiscoverConfig, resume: Path | None = None, echo=print) -
                 trainer.release()
             best = archive.best()
             goal = target_us or (best.runtime_us * 0.5 if best and best.runtime_us else None)
-            rollouts = sample_rollouts(policy, task, states, cfg.group_size, goal, device)
+            rollouts = sample_rollouts(
+                policy, task, states, cfg.group_size, goal, device, reference.runtime_us
+            )
             timing["sampling"] = time.perf_counter() - t0
 
             # 3. gate, 4. evaluate
@@ -172,7 +174,7 @@ def run_discovery(cfg: DiscoverConfig, resume: Path | None = None, echo=print) -
 
             # 7. commit
             record = _step_record(step, rollouts, archive, learn, timing)
-            _commit(run, step, archive, rollouts, record, cfg, task, device, reference, trainer)
+            _commit(run, step, archive, rollouts, record, cfg, task, device, reference, trainer, policy)
             echo(_step_line(record))
     except KeyboardInterrupt:
         done = run.latest().step if run.latest() else 0
@@ -194,18 +196,21 @@ def seed_everything(seed: int, step: int) -> None:
     torch.manual_seed(s)
 
 
-def sample_rollouts(policy, task: Task, states, k: int, target_us, device: str) -> list[Rollout]:
+def sample_rollouts(
+    policy, task: Task, states, k: int, target_us, device: str, reference_us
+) -> list[Rollout]:
+    """One batched call for all start states: the sampler fills its batch better than per prompt."""
     from kerneldisc.prompts import build_messages
 
-    rollouts: list[Rollout] = []
+    prompts = [build_messages(task, s, target_us, device, reference_us=reference_us) for s in states]
     with bar(total=len(states) * k, desc="sampling", unit="reply") as progress:
-        for g, state in enumerate(states):
-            messages = build_messages(task, state, target_us, device)
-            completions = policy.sample([messages], k)[0]
-            for i, completion in enumerate(completions):
-                rollouts.append(Rollout(parent=state.id, group=g, sample=i, completion=completion))
-            progress.update(len(completions))
-    return rollouts
+        per_prompt = policy.sample(prompts, k)
+        progress.update(len(states) * k)
+    return [
+        Rollout(parent=state.id, group=g, sample=i, completion=c)
+        for g, (state, completions) in enumerate(zip(states, per_prompt, strict=True))
+        for i, c in enumerate(completions)
+    ]
 
 
 def gate_and_store(rollouts: list[Rollout], task: Task, run: RunFolder) -> None:
@@ -227,7 +232,8 @@ class Evaluator:
 
     def __init__(self, task: Task, eval_cfg, reference, devices: list[str], cfg: DiscoverConfig):
         self.task, self.reference, self.cfg = task, reference, cfg
-        workers = cfg.eval_workers or (len(devices) if devices[0] != "cpu" else 2)
+        # One CPU worker: two evaluations timing at once on a small CPU disturb each other's numbers.
+        workers = cfg.eval_workers or (len(devices) if devices[0] != "cpu" else 1)
         self.devices: queue.Queue[str] = queue.Queue()
         for i in range(workers):
             self.devices.put(devices[i % len(devices)])
@@ -235,7 +241,7 @@ class Evaluator:
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kerneldisc-eval")
 
     def run(self, rollouts: list[Rollout]) -> None:
-        todo = [r for r in rollouts if r.status != "gated"]
+        todo = [r for r in rollouts if r.status == "pending"]
         unique: dict[str, list[Rollout]] = {}
         for r in todo:
             unique.setdefault(r.code_hash, []).append(r)
@@ -360,9 +366,11 @@ def _archive(run: RunFolder, task: Task, cfg: DiscoverConfig, eval_cfg, referenc
 
     from kerneldisc.evaluate import evaluate
 
+    # overwrite: a run killed before its first checkpoint left a half-made archive behind
     archive = Archive.create(
-        run.root / "archive.json", c=cfg.puct_c, top_children=cfg.top_children, max_size=cfg.max_archive
-    )
+        run.root / "archive.json", c=cfg.puct_c, top_children=cfg.top_children, max_size=cfg.max_archive,
+        overwrite=True,
+    )  # fmt: skip
     history = []
     start = task.submission_source
     if start is not None:
@@ -396,24 +404,33 @@ def _learner(cfg: DiscoverConfig, run: RunFolder, device: str, roles: GpuRoles |
     sample_device = f"cuda:{roles.sample[0]}" if roles else "cpu"
     train_device = f"cuda:{roles.train[0]}" if roles else "cpu"
     model_dir = None if cfg.policy == "openai" else resolve_model(cfg.model)
+    ckpt = run.latest()
     trainer = None
     if cfg.train:
         from kerneldisc.learn.trainer import Trainer, TrainerConfig
 
         tcfg = TrainerConfig(
             lora_rank=cfg.lora_rank, lr=cfg.lr, kl_coef=cfg.kl_coef, token_budget=cfg.token_budget,
-            device=train_device, temperature=cfg.temperature,
+            device=train_device, temperature=cfg.temperature, seed=cfg.seed,
         )  # fmt: skip
-        ckpt = run.latest()
         if ckpt is not None and ckpt.adapter is not None:
             trainer = Trainer.load(model_dir, ckpt.adapter, tcfg)
         else:
             trainer = Trainer(model_dir, tcfg)
-    policy = make_policy(
-        cfg.policy, model=model_dir if model_dir is not None else cfg.model, device=sample_device,
-        seed=cfg.seed, temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens,
-        base_url=cfg.base_url, api_key_env=cfg.api_key_env, script=cfg.script, trainer=trainer,
-    )  # fmt: skip
+    if cfg.policy == "scripted":
+        from kerneldisc.policy.scripted import ScriptedPolicy
+
+        policy = ScriptedPolicy(cfg.script, trainer=trainer)
+    else:
+        policy = make_policy(
+            cfg.policy, model=model_dir if model_dir is not None else cfg.model, device=sample_device,
+            seed=cfg.seed, temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens,
+            base_url=cfg.base_url, api_key_env=cfg.api_key_env, trainer=trainer,
+        )  # fmt: skip
+    if ckpt is not None and ckpt.policy_state is not None:
+        import torch
+
+        policy.load_state_dict(torch.load(ckpt.policy_state, weights_only=False))
     if trainer is not None and trainer.step_count > 0:
         policy.load_adapter(trainer.save_adapter_for_sampling())
     return policy, trainer
@@ -425,7 +442,7 @@ def _learner(cfg: DiscoverConfig, run: RunFolder, device: str, roles: GpuRoles |
 def _archive_rollout(r: Rollout) -> dict[str, Any]:
     return {
         "code": r.code or "", "reward": r.reward, "runtime_us": r.runtime_us, "status": r.status,
-        "message": r.message, "extra": {"code_hash": r.code_hash},
+        "message": r.message, "extra": {"code_hash": r.code_hash, "speedup": r.speedup},
     }  # fmt: skip
 
 
@@ -488,7 +505,9 @@ def _summary(cfg, task: Task, run: RunFolder, archive, reference, device: str, s
     }
 
 
-def _commit(run, step, archive, rollouts, record, cfg, task, device, reference, trainer) -> None:
+def _commit(run, step, archive, rollouts, record, cfg, task, device, reference, trainer, policy) -> None:
+    import torch
+
     archive.save()
     best = archive.best()
     run.commit_step(
@@ -499,6 +518,7 @@ def _commit(run, step, archive, rollouts, record, cfg, task, device, reference, 
         _summary(cfg, task, run, archive, reference, device, step),
         save_adapter=trainer.save if trainer is not None else None,
         best_code=best.code if best else None,
+        save_policy_state=lambda path: torch.save(policy.state_dict(), path),
     )
 
 

@@ -65,6 +65,11 @@ class Checkpoint:
     def archive(self) -> Path:
         return self.path / "archive.json"
 
+    @property
+    def policy_state(self) -> Path | None:
+        p = self.path / "policy_state.pt"
+        return p if p.is_file() else None
+
 
 class RunFolder:
     def __init__(self, root: Path):
@@ -144,6 +149,7 @@ class RunFolder:
         summary: dict[str, Any],
         save_adapter=None,
         best_code: str | None = None,
+        save_policy_state=None,
     ) -> Checkpoint:
         """Make step `step` durable, then publish the top-level views from it."""
         prev = self.latest()
@@ -157,6 +163,8 @@ class RunFolder:
             save_adapter(tmp / "adapter")
         elif prev is not None and prev.adapter is not None:
             shutil.copytree(prev.adapter, tmp / "adapter")
+        if save_policy_state is not None:
+            save_policy_state(tmp / "policy_state.pt")
         _write_lines(tmp / "history.jsonl", history)
         _write_lines(tmp / "steps.jsonl", [step_record] if step_record else [])
         atomic_write_json(tmp / "summary.json", summary)

@@ -77,11 +77,11 @@ def run(args: argparse.Namespace) -> int:
         resume = Path(args.resume)
         cfg = config_for_resume(resume, overrides)
     else:
-        if not args.task:
+        file_values = load_config_file(args.config) if args.config else {}
+        if not args.task and not file_values.get("task"):
             raise ConfigError(
                 "give a TASK (a reference name such as vectoradd, a folder or a file) or --resume DIR"
             )
-        file_values = load_config_file(args.config) if args.config else {}
         cfg = make_config(file_values, overrides)
         resume = None
     try:
