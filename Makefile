@@ -11,6 +11,7 @@ demo: setup
 	$(PY) -m kerneldisc discover vectoradd --steps 2
 
 test: setup
+	@bash scripts/setup-test-extras.sh
 	$(PY) -m ruff check kerneldisc tests benchmarks
 	$(PY) -m ruff format --check kerneldisc tests benchmarks
 	$(PY) -m pytest -q -ra

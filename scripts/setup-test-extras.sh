@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Best-effort extras for the test suite, run by `make test` after scripts/setup.sh.
+# Each is tried once per .venv and never fails set-up: without them the tests that need them
+# skip and say why.
+#   - Debian's headless Chromium (as root): the HTML report is opened in a real browser.
+#   - llama-cpp-python's OpenAI-compatible server: the openai policy is tested against a real
+#     server serving the embedded GGUF on loopback. It builds llama.cpp from source (minutes on
+#     two cores; pip caches the wheel, so later set-ups reuse it).
+set -uo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+mkdir -p .venv
+
+if [[ $(id -u) == 0 ]] && ! command -v chromium >/dev/null && [[ ! -f .venv/.chromium-tried ]]; then
+  touch .venv/.chromium-tried
+  echo "set-up: installing Debian's chromium for the report browser tests (once)" >&2
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium) \
+    >/dev/null 2>&1 || echo "note: chromium not installed; the HTML report browser tests will skip" >&2
+fi
+
+if ! .venv/bin/python -c "import llama_cpp.server" 2>/dev/null && [[ ! -f .venv/.llama-cpp-tried ]]; then
+  touch .venv/.llama-cpp-tried
+  echo "set-up: installing llama-cpp-python's server for the openai policy test (once; may build from source)" >&2
+  timeout 1200 .venv/bin/python -m pip install --quiet 'llama-cpp-python[server]==0.3.36' >/dev/null 2>&1 ||
+    echo "note: llama-cpp-python not installed; the real-server openai test will skip" >&2
+fi
+exit 0
