@@ -160,6 +160,8 @@ def test_lineage_leads_from_the_starting_state_to_the_best_kernel(bench_dir, rep
     history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
     parents = {h["state_id"]: h["parent"] for h in history if h.get("state_id")}
     lineage = pd.read_csv(next((report_dir / "tables").glob("run_*_lineage.csv")))
+    # The block-4096 reply (fewer interpreted programs) beats the start, so the chain has ancestors.
+    assert len(lineage) >= 2
     assert lineage["state_id"].iloc[-1] == summary["best_state"]
     assert pd.isna(parents[lineage["state_id"].iloc[0]])  # the chain starts at a root
     for older, newer in zip(lineage["state_id"], lineage["state_id"].iloc[1:], strict=False):
