@@ -121,7 +121,16 @@ def run_discovery(cfg: DiscoverConfig, resume: Path | None = None, echo=print) -
         out = Path(cfg.out) if cfg.out else default_out_dir(task)
         run = RunFolder.create(out, cfg.to_dict())
     echo(f"run folder: {run.root}")
+    try:
+        _run(cfg, task, device, roles, run, echo)
+    except KeyboardInterrupt:
+        latest = run.latest()
+        raise Interrupted(run.root, latest.step if latest else 0) from None
+    echo(f"done: {run.root} (best kernel: {run.root / 'best_kernel.py'})")
+    return run.root
 
+
+def _run(cfg: DiscoverConfig, task: Task, device: str, roles: GpuRoles | None, run: RunFolder, echo) -> None:
     from kerneldisc.evaluate import EvalConfig
 
     eval_devices = _eval_devices(device, roles)
@@ -143,8 +152,8 @@ def run_discovery(cfg: DiscoverConfig, resume: Path | None = None, echo=print) -
 
             # 2. sample
             t0 = time.perf_counter()
-            if trainer is not None and roles is not None:
-                trainer.release()
+            if trainer is not None and roles is not None and set(roles.train) & set(roles.sample):
+                trainer.release()  # the sampler gets the GPU they share
             best = archive.best()
             goal = target_us or (best.runtime_us * 0.5 if best and best.runtime_us else None)
             rollouts = sample_rollouts(
@@ -156,6 +165,8 @@ def run_discovery(cfg: DiscoverConfig, resume: Path | None = None, echo=print) -
             t0 = time.perf_counter()
             if roles is not None and roles.eval_shares_gpu:
                 policy.release()  # evaluators never time a kernel beside another role
+                if trainer is not None:
+                    trainer.release()
             gate_and_store(rollouts, task, run)
             evaluator.run(rollouts)
             timing["evaluating"] = time.perf_counter() - t0
@@ -176,13 +187,8 @@ def run_discovery(cfg: DiscoverConfig, resume: Path | None = None, echo=print) -
             record = _step_record(step, rollouts, archive, learn, timing)
             _commit(run, step, archive, rollouts, record, cfg, task, device, reference, trainer, policy)
             echo(_step_line(record))
-    except KeyboardInterrupt:
-        done = run.latest().step if run.latest() else 0
-        raise Interrupted(run.root, done) from None
     finally:
         evaluator.close()
-    echo(f"done: {run.root} (best kernel: {run.root / 'best_kernel.py'})")
-    return run.root
 
 
 def seed_everything(seed: int, step: int) -> None:

@@ -171,3 +171,31 @@ def test_kill_during_step_two_then_resume_loses_and_duplicates_nothing(tmp_path,
     assert [h["code_hash"] for h in history if h["step"] == 2] == [
         h["code_hash"] for h in history if h["step"] == 1
     ]
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_at_the_last_finished_step_and_says_how_to_resume(tmp_path, tiny_model):  # noqa: F811
+    out = tmp_path / "run"
+    cfg = _config(tmp_path, tiny_model, out, steps=1, train=False)
+    (tmp_path / "cfg.yml").write_text(
+        yaml.safe_dump({k: v for k, v in cfg.to_dict().items() if k != "extra"})
+    )
+    env = dict(os.environ, TRITON_INTERPRET="1")
+    cmd = [sys.executable, "-m", "kerneldisc", "discover", "--config", str(tmp_path / "cfg.yml")]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    latest = out / "checkpoints" / "LATEST"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None and not latest.is_file():
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err[-2000:]
+    assert f"kerneldisc discover --resume {out}" in err
+    assert "Traceback" not in err
+    assert json.loads((out / "summary.json").read_text())["steps_completed"] == 0
+    resumed = subprocess.run(
+        [sys.executable, "-m", "kerneldisc", "discover", "--resume", str(out)],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert json.loads((out / "summary.json").read_text())["steps_completed"] == 1

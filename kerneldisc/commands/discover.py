@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -84,11 +86,21 @@ def run(args: argparse.Namespace) -> int:
             )
         cfg = make_config(file_values, overrides)
         resume = None
+    # A batch system's SIGTERM stops the run like Ctrl-C: at the last finished step.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         run_dir = run_discovery(cfg, resume=resume, echo=echo)
     except Interrupted as exc:
         print(f"kerneldisc discover: {exc}", file=sys.stderr)
-        return 130
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # Every finished step is already durable; leave at once rather than wait for evaluations
+        # still running in worker threads (their judges die with us).
+        os._exit(130)
     if args.json:
         print((run_dir / "summary.json").read_text().strip())
     return 0
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
