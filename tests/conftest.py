@@ -8,6 +8,10 @@ import shutil
 # Must be set before triton is imported anywhere in the test process.
 if not shutil.which("nvidia-smi"):
     os.environ.setdefault("TRITON_INTERPRET", "1")
+# One intra-op thread for the tests and every process they start: on a 2-core machine, OpenMP
+# workers of the test process and of evaluator children waiting on each other make small
+# matmuls an order of magnitude slower.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest
 
