@@ -47,6 +47,10 @@ def _config(tmp_path: Path, model: Path, out: Path, steps: int, **kw):
     return make_config(values)
 
 
+def _write_config_file(path: Path, cfg) -> None:
+    path.write_text(yaml.safe_dump({k: v for k, v in cfg.to_dict().items() if k != "extra"}))
+
+
 def _adapter_weights(run: Path, step: int) -> dict:
     return load_file(run / "checkpoints" / f"step-{step:06d}" / "adapter" / "adapter_model.safetensors")
 
@@ -132,9 +136,7 @@ def test_evaluator_exceptions_become_crash_records(tmp_path, tiny_model, monkeyp
 def test_kill_during_step_two_then_resume_loses_and_duplicates_nothing(tmp_path, tiny_model):  # noqa: F811
     out = tmp_path / "run"
     cfg = _config(tmp_path, tiny_model, out, steps=2, train=True)
-    (tmp_path / "cfg.yml").write_text(
-        yaml.safe_dump({k: v for k, v in cfg.to_dict().items() if k != "extra"})
-    )
+    _write_config_file(tmp_path / "cfg.yml", cfg)
     cmd = [sys.executable, "-m", "kerneldisc", "discover", "--config", str(tmp_path / "cfg.yml")]
     env = dict(os.environ, TRITON_INTERPRET="1")
     proc = subprocess.Popen(
@@ -177,9 +179,7 @@ def test_kill_during_step_two_then_resume_loses_and_duplicates_nothing(tmp_path,
 def test_ctrl_c_stops_at_the_last_finished_step_and_says_how_to_resume(tmp_path, tiny_model):  # noqa: F811
     out = tmp_path / "run"
     cfg = _config(tmp_path, tiny_model, out, steps=1, train=False)
-    (tmp_path / "cfg.yml").write_text(
-        yaml.safe_dump({k: v for k, v in cfg.to_dict().items() if k != "extra"})
-    )
+    _write_config_file(tmp_path / "cfg.yml", cfg)
     env = dict(os.environ, TRITON_INTERPRET="1")
     cmd = [sys.executable, "-m", "kerneldisc", "discover", "--config", str(tmp_path / "cfg.yml")]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
