@@ -31,6 +31,7 @@ from kerneldisc.config import FIELDS
 from kerneldisc.errors import ConfigError, KerneldiscError
 from kerneldisc.run_folder import atomic_write_json
 from kerneldisc.task import REFERENCE_DIR, Task, load_task
+from kerneldisc.yaml_file import read_yaml_mapping
 
 log = logging.getLogger(__name__)
 
@@ -80,14 +81,7 @@ def load_suite(path: str | Path, overrides: dict[str, str] | None = None) -> Sui
     """Read a suite file. `${var}` placeholders take, in order: `overrides` (the CLI's
     `--set var=value`), the environment variable VAR (upper case), the suite's `vars:`."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"suite file {path} not found")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping with 'name' and 'entries'")
+    raw = read_yaml_mapping(path, "suite file", "a mapping with 'name' and 'entries'")
     unknown = sorted(set(raw) - {"name", "description", "device", "vars", "defaults", "entries"})
     if unknown:
         raise ConfigError(

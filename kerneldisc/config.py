@@ -13,9 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from kerneldisc.errors import ConfigError
+from kerneldisc.yaml_file import read_yaml_mapping
 
 POLICIES = ("hf", "vllm", "openai", "scripted")
 REWARDS = ("speedup", "inverse_runtime")
@@ -96,14 +95,7 @@ FIELDS = {f.name for f in dataclasses.fields(DiscoverConfig)}
 
 def load_config_file(path: str | Path) -> dict[str, Any]:
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"config file {p} not found")
-    try:
-        data = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: not valid YAML: {str(exc).splitlines()[0]}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{p}: expected a mapping of settings at the top level")
+    data = read_yaml_mapping(p, "config file", "a mapping of settings")
     unknown = sorted(set(data) - FIELDS)
     if unknown:
         raise ConfigError(

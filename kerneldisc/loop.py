@@ -409,7 +409,9 @@ def _learner(cfg: DiscoverConfig, run: RunFolder, device: str, roles: GpuRoles |
 
     sample_device = f"cuda:{roles.sample[0]}" if roles else "cpu"
     train_device = f"cuda:{roles.train[0]}" if roles else "cpu"
-    model_dir = None if cfg.policy == "openai" else resolve_model(cfg.model)
+    # The openai policy names a remote model; a frozen scripted run loads none.
+    needs_weights = cfg.policy in ("hf", "vllm") or cfg.train
+    model_dir = resolve_model(cfg.model) if needs_weights else None
     ckpt = run.latest()
     trainer = None
     if cfg.train:
@@ -429,7 +431,7 @@ def _learner(cfg: DiscoverConfig, run: RunFolder, device: str, roles: GpuRoles |
         policy = ScriptedPolicy(cfg.script, trainer=trainer)
     else:
         policy = make_policy(
-            cfg.policy, model=model_dir if model_dir is not None else cfg.model, device=sample_device,
+            cfg.policy, model=model_dir or cfg.model, device=sample_device,
             seed=cfg.seed, temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens,
             base_url=cfg.base_url, api_key_env=cfg.api_key_env, trainer=trainer,
         )  # fmt: skip
@@ -492,10 +494,10 @@ def _summary(cfg, task: Task, run: RunFolder, archive, reference, device: str, s
     return {
         "task": task.name,
         "task_path": str(task.path),
-        "model": cfg.model or "SmolLM2-135M-Instruct (embedded)",
+        "model": _model_name(cfg),
         "policy": cfg.policy,
         "device": "cpu" if device == "cpu" else "cuda",
-        "device_name": getattr(reference, "device_name", None) or device,
+        "device_name": (reference.device_facts or {}).get("name") or device,
         "train": cfg.train,
         "steps_completed": steps_done,
         "steps_planned": cfg.steps,
@@ -509,6 +511,12 @@ def _summary(cfg, task: Task, run: RunFolder, archive, reference, device: str, s
         "started_at": previous.get("started_at", now),
         "updated_at": now,
     }
+
+
+def _model_name(cfg: DiscoverConfig) -> str:
+    if cfg.policy == "scripted":
+        return f"scripted replies ({cfg.script})"
+    return cfg.model or "SmolLM2-135M-Instruct (embedded)"
 
 
 def _commit(run, step, archive, rollouts, record, cfg, task, device, reference, trainer, policy) -> None:
