@@ -55,6 +55,7 @@ class Rollout:
     code: str | None = None
     code_hash: str | None = None
     candidate: str | None = None
+    reply: str | None = None
     status: str = "pending"  # until the gate or the evaluator says otherwise
     reward: float = 0.0
     runtime_us: float | None = None
@@ -67,7 +68,7 @@ class Rollout:
         return {
             "step": step, "group": self.group, "sample": self.sample, "parent": self.parent,
             "status": self.status, "reward": self.reward, "runtime_us": self.runtime_us,
-            "speedup": self.speedup, "code_hash": self.code_hash, "candidate": self.candidate,
+            "speedup": self.speedup, "code_hash": self.code_hash, "candidate": self.candidate, "reply": self.reply,
             "message": self.message[:2000], "state_id": self.state_id,
         }  # fmt: skip
 
@@ -224,6 +225,7 @@ def gate_and_store(rollouts: list[Rollout], task: Task, run: RunFolder) -> None:
     from kerneldisc.prompts import extract_code, format_gate
 
     for r in rollouts:
+        r.reply = run.write_reply(r.completion.text)
         r.code = extract_code(r.completion.text)
         if r.code is not None:
             r.code_hash, r.candidate = run.write_candidate(r.code)

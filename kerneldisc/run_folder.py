@@ -121,6 +121,15 @@ class RunFolder:
             atomic_write_text(path, code)
         return digest, rel
 
+    def write_reply(self, text: str) -> str:
+        """The model's whole reply, kept so gated replies can be read too."""
+        rel = f"replies/{code_hash(text)}.txt"
+        path = self.root / rel
+        if not path.exists():
+            path.parent.mkdir(exist_ok=True)
+            atomic_write_text(path, text)
+        return rel
+
     def save_reference(self, reference: dict[str, Any]) -> None:
         atomic_write_json(self.root / "reference.json", reference)
 

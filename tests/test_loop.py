@@ -75,6 +75,8 @@ def test_run_folder_contract(two_step_run):
     assert [h["step"] for h in history].count(1) == 8 and [h["step"] for h in history].count(2) == 8
     for h in history:
         assert (run / h["candidate"]).is_file() if h["candidate"] else h["status"] == "gated"
+        if h["step"] > 0:
+            assert (run / h["reply"]).read_text() in REPLIES
     config = yaml.safe_load((run / "config.yml").read_text())
     assert config["steps"] == 2 and config["policy"] == "scripted"
 
