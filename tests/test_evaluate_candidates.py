@@ -29,7 +29,8 @@ NAMES = [
     "mutates_input", "returns_input", "returns_view", "partial_write", "caches_result", "exit_at_import",
     "exit_in_call", "os_exit", "segfault", "hang", "flood", "patch_perf_counter", "patch_perf_counter_ns",
     "patch_monotonic", "background_thread", "no_custom_kernel", "fake_verdict", "memory_bomb",
-    "subclass_output", "raises", "kills_judge",
+    "subclass_output", "raises", "kills_judge", "idle_pool", "spinning_thread", "late_write_timer",
+    "late_write_slow_timer",
 ]  # fmt: skip
 
 
@@ -61,6 +62,16 @@ def test_correct_triton_candidate_is_ok_with_measured_speedup(verdicts):
     assert bench.runtime.mean_us == pytest.approx(v.runtime_us)  # one benchmark: the aggregate is its mean
 
 
+def test_idle_worker_pool_left_by_a_correct_candidate_is_tolerated(verdicts):
+    v = verdicts["idle_pool"]
+    assert v.status == "ok" and v.correct, v.message
+    assert v.benchmarks[0].runtime.repeats >= 3
+
+
+def test_thread_still_in_the_candidates_code_is_named_with_its_line(verdicts):
+    assert "in finish at candidate.py:14" in verdicts["background_thread"].message
+
+
 def test_verdict_is_json_ready_with_the_contract_fields(verdicts):
     d = json.loads(json.dumps(verdicts["add_triton"].to_dict()))
     for key in ("task", "candidate", "device", "status", "correct", "message", "tests", "benchmarks",
@@ -89,6 +100,7 @@ def test_candidate_that_does_not_import_is_a_compile_error(verdicts, name):
         ("partial_write", "mismatch beyond tolerance"),
         ("caches_result", "mismatch beyond tolerance"),
         ("fake_verdict", "mismatch beyond tolerance"),
+        ("late_write_slow_timer", "mismatch beyond tolerance"),
     ],
 )
 def test_wrong_candidate_is_incorrect_for_the_right_reason(verdicts, name, reason):
@@ -113,6 +125,8 @@ def test_output_aliasing_an_input_is_rejected(verdicts, name):
         ("patch_perf_counter_ns", "time.perf_counter_ns"),
         ("patch_monotonic", "time.monotonic"),
         ("background_thread", "thread(s) running after returning"),
+        ("spinning_thread", "thread(s) running after returning"),
+        ("late_write_timer", "kept changing after custom_kernel returned"),
         ("no_custom_kernel", "no custom_kernel"),
         ("subclass_output", "Tensor subclass"),
     ],

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,7 +15,7 @@ from kerneldisc.errors import ConfigError
 from kerneldisc.evaluate import EvalConfig, Verdict, check
 from kerneldisc.evaluate.config import parse_device
 from kerneldisc.evaluate.cuda_compile import extract_cuda_sources, uses_cuda_extension
-from kerneldisc.evaluate.guards import Guards
+from kerneldisc.evaluate.guards import Guards, thread_cpu_ns, thread_state
 from kerneldisc.evaluate.problem import salted_seed
 from kerneldisc.evaluate.protocol import RepeatPolicy, measure
 from kerneldisc.evaluate.timing import CpuTimer
@@ -73,7 +75,7 @@ def test_output_format_rejects_subclasses_and_foreign_objects():
     assert check.output_format_problem(object(), "cpu")[0] == "rejected"
 
 
-def test_guards_notice_a_patched_clock_and_a_lingering_thread():
+def test_guards_notice_a_patched_clock():
     guards = Guards.capture(cuda=False)
     assert guards.violation() is None
     original = time.perf_counter
@@ -82,15 +84,97 @@ def test_guards_notice_a_patched_clock_and_a_lingering_thread():
         assert "time.perf_counter" in guards.violation()
     finally:
         time.perf_counter = original
+    assert guards.violation() is None
+
+
+def _wait_in_test_code(stop: threading.Event) -> None:
+    stop.wait()
+
+
+def test_guards_reject_a_thread_waiting_inside_the_candidates_code():
+    guards = Guards.capture(cuda=False, candidate_dir=str(Path(__file__).parent))
     stop = threading.Event()
-    thread = threading.Thread(target=stop.wait, name="lingering")
+    thread = threading.Thread(target=_wait_in_test_code, args=(stop,), name="lingering")
     thread.start()
     try:
-        assert "lingering" in guards.violation()
+        assert guards.violation() is None  # between timed calls only CPU use is looked at
+        message = guards.violation(0.01)
+        assert "lingering in _wait_in_test_code at test_evaluate_units.py" in message
     finally:
         stop.set()
         thread.join()
     assert guards.violation() is None
+
+
+def test_guards_reject_a_thread_using_cpu_after_the_call_wherever_its_code_lives():
+    guards = Guards.capture(cuda=False)  # no candidate folder: only the CPU use can tell
+    stop = threading.Event()
+
+    def spin() -> None:
+        while not stop.is_set():
+            sum(range(1000))
+
+    thread = threading.Thread(target=spin, name="spinner")
+    thread.start()
+    try:
+        message = guards.violation(0.02)
+        # "ms of CPU", or "still runnable" when a loaded machine starved it: the kernel's view either way
+        assert "spinner" in message and "running after returning" in message
+    finally:
+        stop.set()
+        thread.join()
+
+
+def test_guards_count_cpu_used_since_the_mark_even_by_a_thread_idle_again():
+    guards = Guards.capture(cuda=False)
+    go, done, stop = threading.Event(), threading.Event(), threading.Event()
+
+    def deferred_work() -> None:  # the game: finish the work after the call returned, then block
+        go.wait()
+        busy_until = time.thread_time() + 0.02
+        while time.thread_time() < busy_until:
+            pass
+        done.set()
+        stop.wait()
+
+    thread = threading.Thread(target=deferred_work, name="deferred")
+    thread.start()
+    try:
+        guards.mark()  # the call has just returned
+        go.set()
+        done.wait()
+        message = guards.violation()  # no window: only what happened since the mark counts
+        assert "deferred" in message and "ms of CPU" in message
+        assert guards.violation() is None  # the mark is used once; the thread is idle now
+    finally:
+        stop.set()
+        thread.join()
+
+
+def test_guards_tolerate_an_idle_pool_and_a_waiting_library_thread():
+    guards = Guards.capture(cuda=False, candidate_dir=str(Path(__file__).parent))
+    stop = threading.Event()
+    waiter = threading.Thread(target=stop.wait, name="library-waiter")  # blocked in threading.py
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        assert pool.submit(sum, range(10)).result() == 45
+        waiter.start()
+        try:
+            assert guards.foreign_threads()  # they are there, and judged idle
+            assert guards.violation(0.02) is None
+        finally:
+            stop.set()
+            waiter.join()
+
+
+def test_thread_cpu_time_and_state_come_from_the_kernel_and_a_missing_thread_has_none():
+    me = threading.get_native_id()
+    assert thread_state(me) == "R"  # this thread is running while it reads
+    before = thread_cpu_ns(me)
+    busy_until = time.thread_time() + 0.01
+    while time.thread_time() < busy_until:
+        pass
+    assert thread_cpu_ns(me) - before >= 5_000_000
+    assert thread_cpu_ns(2**31 - 1) is None and thread_state(2**31 - 1) is None
 
 
 def test_measure_gives_every_timed_call_fresh_inputs_and_respects_bounds():

@@ -2,26 +2,83 @@
 
 Captured before the candidate is imported: the clock functions and CUDA timing entry points
 (so patching them is noticed), and the set of live threads (so a thread the candidate leaves
-running after a call — work finishing after the timer stopped — is noticed).
+working after a call — work finishing after the timer stopped — is noticed).
+
+Threads started later are not all the candidate's doing: `torch.compile` leaves an idle
+`ThreadPoolExecutor` worker and tqdm's monitor behind, and a candidate may keep a pool of its
+own. A thread alive after a call is therefore judged by what it does, not by existing: it is a
+violation if it is still inside the candidate's own code (running, sleeping or waiting there is
+work in progress), or if it uses the CPU in a short window after the call (read from the
+kernel's per-thread accounting in /proc, so it cannot be faked from Python). A thread blocked
+in library code and using no CPU is tolerated. What such a thread might do later is covered by
+the output-stability check that spans the same window and by the re-checked timed outputs.
 """
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 _CLOCKS = ("perf_counter", "perf_counter_ns", "monotonic", "monotonic_ns", "time", "time_ns", "process_time")
+# A pool worker handing back a result finishes its bookkeeping within microseconds of the
+# caller waking up (measured: about 4 us); anything above this in the window is work.
+CPU_TOLERANCE_NS = 1_000_000
+# A thread that is runnable but has barely run (a starved one on a loaded machine) is
+# sampled again every step, up to this long, before it is called busy.
+SETTLE_STEP_S = 0.005
+SETTLE_MAX_S = 0.1
+_sleep = time.sleep
+_monotonic = time.monotonic
+
+
+def thread_cpu_ns(native_id: int) -> int | None:
+    """CPU time one thread of this process has used, from the kernel; None if it is gone or
+    /proc is missing."""
+    task = f"/proc/self/task/{native_id}"
+    try:
+        return int(_read(f"{task}/schedstat").split()[0])  # nanoseconds on a CPU
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        # Kernels without schedstat: user + system time in clock ticks (coarser, still honest).
+        fields = _read(f"{task}/stat").rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def thread_state(native_id: int) -> str | None:
+    """The kernel's scheduler state of one thread of this process (R running or runnable,
+    S sleeping, D uninterruptible, ...); None if it is gone or /proc is missing."""
+    try:
+        return _read(f"/proc/self/task/{native_id}/stat").rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
+
+
+def _read(path: str) -> str:
+    # os.open/os.read rather than open(): a few microseconds instead of tens, between timed calls
+    # (and schedstat rather than stat where it will do: the kernel builds it with far less work)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return os.read(fd, 4096).decode()
+    finally:
+        os.close(fd)
 
 
 @dataclass
 class Guards:
     originals: dict[str, tuple[Any, str, Any]] = field(default_factory=dict)
     threads_before: set[int] = field(default_factory=set)
+    candidate_dir: str = ""  # code from files under it is the candidate's own
+    marks: dict[int, int | None] = field(default_factory=dict)  # CPU ns by thread ident
 
     @classmethod
-    def capture(cls, cuda: bool) -> Guards:
+    def capture(cls, cuda: bool, candidate_dir: str = "") -> Guards:
         originals = {f"time.{n}": (time, n, getattr(time, n)) for n in _CLOCKS}
         if cuda:
             import torch
@@ -30,7 +87,8 @@ class Guards:
             originals["torch.cuda.Event"] = (torch.cuda, "Event", torch.cuda.Event)
             for n in ("record", "elapsed_time", "synchronize"):
                 originals[f"torch.cuda.Event.{n}"] = (torch.cuda.Event, n, getattr(torch.cuda.Event, n))
-        return cls(originals, {t.ident for t in threading.enumerate()})
+        before = {t.ident for t in threading.enumerate()} | set(sys._current_frames())
+        return cls(originals, before, os.path.abspath(candidate_dir) + os.sep if candidate_dir else "")
 
     def patched(self) -> list[str]:
         """Names of captured clock/timing functions that are no longer the originals."""
@@ -40,18 +98,90 @@ class Guards:
             if getattr(owner, attr, None) is not orig
         ]
 
-    def foreign_threads(self) -> list[str]:
+    def foreign_threads(self) -> list[threading.Thread]:
         """Threads started after capture that are still alive."""
-        return [t.name for t in threading.enumerate() if t.ident not in self.threads_before and t.is_alive()]
+        return [t for t in threading.enumerate() if t.ident not in self.threads_before and t.is_alive()]
 
-    def violation(self) -> str | None:
+    def mark(self) -> None:
+        """Note the CPU time of every foreign thread now, just after a call returned, so that the
+        next `violation` judges their activity since then without having to sleep."""
+        self.marks = {t.ident: thread_cpu_ns(t.native_id) for t in self.foreign_threads()}
+
+    def violation(self, window_s: float = 0.0) -> str | None:
+        """Why the candidate's process is not in a fair state after a call, or None.
+
+        Foreign threads are judged on their CPU use since the last `mark` (or since now), over at
+        least `window_s`. With `window_s` 0 (between timed calls) nothing sleeps and only CPU
+        time is read: a sleep, or even reading the threads' full state, right before a timed call
+        leaves caches cold and slows that call down. With a window, a thread still runnable at its
+        end (one a loaded machine starved) is looked at again for up to SETTLE_MAX_S."""
         patched = self.patched()
         if patched:
             return f"candidate replaced timing functions: {', '.join(patched)}"
+        marks, self.marks = self.marks, {}
+        return self._thread_violation(window_s, marks)
+
+    def _thread_violation(self, window_s: float, marks: dict[int, int | None]) -> str | None:
+        known = {t.ident for t in threading.enumerate()}
+        unregistered = [
+            f"thread {ident} started without the threading module"
+            for ident in set(sys._current_frames()) - self.threads_before - known
+        ]
+        if unregistered:
+            return _left_running(unregistered)
         threads = self.foreign_threads()
-        if threads:
-            return (
-                f"candidate left {len(threads)} thread(s) running after returning ({', '.join(threads[:3])}); "
-                "all work must finish before custom_kernel returns"
-            )
-        return None
+        if not threads:
+            return None
+        # Walking other threads' stacks right before a timed call slows that call down several
+        # times over (measured), so between timed calls only CPU time is read.
+        in_code = self._in_candidate_code(threads) if window_s > 0 else []
+        if in_code:
+            return _left_running(in_code)
+        first = {t: marks[t.ident] if t.ident in marks else thread_cpu_ns(t.native_id) for t in threads}
+        started = _monotonic()
+        if window_s > 0:
+            _sleep(window_s)
+        while True:
+            busy, runnable = [], []
+            for t in threads:
+                now = thread_cpu_ns(t.native_id)
+                if not t.is_alive():
+                    continue  # it finished; a late write shows in the outputs
+                if first[t] is None or now is None:
+                    busy.append(f"{t.name}: its CPU use cannot be read")
+                elif now - first[t] > CPU_TOLERANCE_NS:
+                    busy.append(f"{t.name}: {(now - first[t]) / 1e6:.1f} ms of CPU")
+                elif window_s > 0 and thread_state(t.native_id) in ("R", "D"):
+                    runnable.append(f"{t.name}: still runnable {_monotonic() - started:.3f} s later")
+            in_code = self._in_candidate_code(threads) if window_s > 0 else []
+            if busy or in_code:
+                return _left_running(busy + in_code)
+            if not runnable:
+                return None
+            if _monotonic() - started >= SETTLE_MAX_S:
+                return _left_running(runnable)
+            _sleep(SETTLE_STEP_S)
+
+    def _in_candidate_code(self, threads: list[threading.Thread]) -> list[str]:
+        """Threads with a frame of the candidate's own code on their stack: still working for it."""
+        if not self.candidate_dir:
+            return []
+        frames = sys._current_frames()
+        found = []
+        for t in threads:
+            frame = frames.get(t.ident)
+            while frame is not None:
+                code = frame.f_code
+                if code.co_filename.startswith(self.candidate_dir):
+                    name = os.path.basename(code.co_filename)
+                    found.append(f"{t.name} in {code.co_name} at {name}:{frame.f_lineno}")
+                    break
+                frame = frame.f_back
+        return found
+
+
+def _left_running(threads: list[str]) -> str:
+    return (
+        f"candidate left {len(threads)} thread(s) running after returning ({'; '.join(threads[:3])}); "
+        "all work must finish before custom_kernel returns"
+    )

@@ -21,6 +21,12 @@ from typing import Any
 from kerneldisc.evaluate.sandbox import ParentLink
 
 _HARNESS = os.path.dirname(os.path.abspath(__file__))
+_sleep = time.sleep  # captured before the candidate is imported: it cannot shorten the waits below
+# After a test call or a re-checked timed call, how long the output must stay unchanged and any
+# thread the candidate's call left alive must stay off the CPU (only waited when such a thread
+# exists; otherwise the output is compared again after STABILITY_MIN_S).
+STABILITY_WINDOW_S = 0.025
+STABILITY_MIN_S = 0.002
 
 
 class Refused(Exception):
@@ -58,7 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     if device.startswith("cuda"):
         torch.cuda.set_device(torch.device(device))  # launches and "cuda" tensors go to this GPU
     problem = load_problem(read_task(args.task))
-    guards = Guards.capture(cuda=device.startswith("cuda"))
+    guards = Guards.capture(
+        cuda=device.startswith("cuda"), candidate_dir=os.path.dirname(os.path.abspath(args.candidate))
+    )
     try:
         module = _import_candidate(args.candidate)
         kernel = problem.candidate_entry(module)
@@ -121,16 +129,17 @@ class Session:
         before: dict[int, Any] = {}
 
         def make_input(rep: int) -> Any:
+            # Called right after the previous call returned (or before the first): threads that call
+            # left alive are judged from here to the next call, a gap that costs the timing nothing.
+            self.guards.mark()
             return self.problem.make_input(spec, salted_seed(salt, spec, "bench", index, rep), self.device)
 
         def before_call(rep: int, data: Any) -> None:
+            self._refuse(self.guards.violation())
             if rep in check_reps:
                 before[rep] = self.check.snapshot(data)
 
         def after_call(rep: int, data: Any, out: Any) -> None:
-            violation = self.guards.violation()
-            if violation:
-                raise Refused("rejected", violation)
             if rep in check_reps:
                 facts = self._inspect(out, data, before.pop(rep))
                 path = os.path.join(cmd["out_dir"], f"bench{index}_rep{rep}.pt")
@@ -142,7 +151,12 @@ class Session:
             self.kernel, make_input, make_timer(self.device), RepeatPolicy.from_settings(cmd["policy"]),
             after_call, before_call,
         )  # fmt: skip
+        self._refuse(self.guards.violation(STABILITY_WINDOW_S))  # the last call has no next one
         return {"ok": True, "times_us": times, "op_wall_s": now_s() - started, "checked": saved}
+
+    def _refuse(self, violation: str | None) -> None:
+        if violation:
+            raise Refused("rejected", violation)
 
     def _inspect(self, out: Any, data: Any, before: Any) -> dict[str, Any]:
         """Format, aliasing, input mutation, threads, clocks and late writes for one call."""
@@ -153,11 +167,11 @@ class Session:
         problem = self.check.output_format_problem(out, self.device)
         if problem:
             raise Refused(*problem)
-        violation = self.guards.violation()
-        if violation:
-            raise Refused("rejected", violation)
         settled = self.check.snapshot(out)
-        time.sleep(0.002)  # give anything still writing behind our back a chance to show itself
+        # One window serves both checks: threads left alive must stay off the CPU through it, and
+        # anything still writing behind our back (a thread, work it woke) shows in the output.
+        self._refuse(self.guards.violation(STABILITY_WINDOW_S))
+        _sleep(STABILITY_MIN_S)
         late = [p for (p, a), (_, b) in zip(self.check.tensors(settled), self.check.tensors(out), strict=False)
                 if not self.check.same_bytes(a, b)]  # fmt: skip
         if late:
