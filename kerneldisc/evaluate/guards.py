@@ -6,12 +6,15 @@ working after a call — work finishing after the timer stopped — is noticed).
 
 Threads started later are not all the candidate's doing: `torch.compile` leaves an idle
 `ThreadPoolExecutor` worker and tqdm's monitor behind, and a candidate may keep a pool of its
-own. A thread alive after a call is therefore judged by what it does, not by existing: it is a
-violation if it is still inside the candidate's own code (running, sleeping or waiting there is
-work in progress), or if it uses the CPU in a short window after the call (read from the
-kernel's per-thread accounting in /proc, so it cannot be faked from Python). A thread blocked
-in library code and using no CPU is tolerated. What such a thread might do later is covered by
-the output-stability check that spans the same window and by the re-checked timed outputs.
+own. A thread alive after a call is therefore judged by what it does, not by existing. It is a
+violation if it uses the CPU after the call returned — read from the kernel's per-thread
+accounting in /proc, which Python code cannot fake — between timed calls (from `mark`, just
+after a call, to the check just before the next one) and over a short window after test and
+re-checked calls; or if, in those windows, a frame of the candidate's own code is on its stack
+(running, sleeping or waiting there is work in progress). A thread blocked in library code and
+using no CPU is tolerated. What such a thread might do later shows in the outputs: the
+output-stability check spans the same window, and test and re-checked timed outputs are
+compared with the reference.
 """
 
 from __future__ import annotations

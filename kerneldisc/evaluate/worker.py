@@ -130,7 +130,8 @@ class Session:
 
         def make_input(rep: int) -> Any:
             # Called right after the previous call returned (or before the first): threads that call
-            # left alive are judged from here to the next call, a gap that costs the timing nothing.
+            # left alive are judged on their CPU use from here to the next call, a gap that needs no
+            # sleep (a sleep right before a timed call would leave caches cold and slow it down).
             self.guards.mark()
             return self.problem.make_input(spec, salted_seed(salt, spec, "bench", index, rep), self.device)
 
