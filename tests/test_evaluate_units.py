@@ -3,6 +3,7 @@ statistics, CUDA source extraction, settings and the verdict's round trip."""
 
 from __future__ import annotations
 
+import _thread
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -104,6 +105,18 @@ def test_guards_reject_a_thread_waiting_inside_the_candidates_code():
         stop.set()
         thread.join()
     assert guards.violation() is None
+
+
+def test_guards_see_a_thread_started_without_the_threading_module_in_the_candidates_code():
+    guards = Guards.capture(cuda=False, candidate_dir=str(Path(__file__).parent))
+    started, stop = threading.Event(), threading.Event()
+    _thread.start_new_thread(lambda: (started.set(), _wait_in_test_code(stop)), ())
+    started.wait()
+    try:
+        message = guards.violation(0.01)
+        assert "started without the threading module in _wait_in_test_code" in message
+    finally:
+        stop.set()
 
 
 def test_guards_reject_a_thread_using_cpu_after_the_call_wherever_its_code_lives():

@@ -125,21 +125,14 @@ class Guards:
         return self._thread_violation(window_s, marks)
 
     def _thread_violation(self, window_s: float, marks: dict[int, int | None]) -> str | None:
-        known = {t.ident for t in threading.enumerate()}
-        unregistered = [
-            f"thread {ident} started without the threading module"
-            for ident in set(sys._current_frames()) - self.threads_before - known
-        ]
-        if unregistered:
-            return _left_running(unregistered)
         threads = self.foreign_threads()
-        if not threads:
-            return None
         # Walking other threads' stacks right before a timed call slows that call down several
         # times over (measured), so between timed calls only CPU time is read.
         in_code = self._in_candidate_code(threads) if window_s > 0 else []
         if in_code:
             return _left_running(in_code)
+        if not threads:
+            return None
         first = {t: marks[t.ident] if t.ident in marks else thread_cpu_ns(t.native_id) for t in threads}
         started = _monotonic()
         if window_s > 0:
@@ -166,18 +159,24 @@ class Guards:
             _sleep(SETTLE_STEP_S)
 
     def _in_candidate_code(self, threads: list[threading.Thread]) -> list[str]:
-        """Threads with a frame of the candidate's own code on their stack: still working for it."""
+        """Threads started since capture with a frame of the candidate's own code on their stack:
+        still working for it. Python threads started without the threading module count too
+        (their CPU time cannot be read: they have no native id)."""
         if not self.candidate_dir:
             return []
-        frames = sys._current_frames()
+        names = {t.ident: t.name for t in threads}
+        me = threading.get_ident()
         found = []
-        for t in threads:
-            frame = frames.get(t.ident)
+        for ident, frame in sys._current_frames().items():
+            if ident in self.threads_before or ident == me:
+                continue
             while frame is not None:
                 code = frame.f_code
                 if code.co_filename.startswith(self.candidate_dir):
-                    name = os.path.basename(code.co_filename)
-                    found.append(f"{t.name} in {code.co_name} at {name}:{frame.f_lineno}")
+                    name = names.get(ident, f"thread {ident} started without the threading module")
+                    found.append(
+                        f"{name} in {code.co_name} at {os.path.basename(code.co_filename)}:{frame.f_lineno}"
+                    )
                     break
                 frame = frame.f_back
         return found
