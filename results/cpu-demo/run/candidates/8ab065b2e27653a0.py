@@ -1,0 +1,1 @@
+loginmark.ngram_sum(10)
