@@ -80,8 +80,10 @@ class DiscoverConfig:
             raise ConfigError(f"temperature must be positive, got {self.temperature}")
         if self.policy == "openai" and self.train:
             raise ConfigError("the openai policy has frozen weights: add --no-train")
-        if self.policy == "scripted" and not self.script:
-            raise ConfigError("the scripted policy needs a script file (config key 'script')")
+        if self.policy == "scripted" and not (self.script and Path(self.script).is_file()):
+            raise ConfigError(
+                f"the scripted policy needs a script file (config key 'script'); got {self.script!r}"
+            )
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
         return self

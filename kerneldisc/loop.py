@@ -115,6 +115,7 @@ def run_discovery(cfg: DiscoverConfig, resume: Path | None = None, echo=print) -
     task = load_task(cfg.task)
     device = resolve_device(cfg.device)
     roles = _roles(cfg, device)
+    model_dir = _model_dir(cfg)  # a missing model is an error before anything is written
     if resume is not None:
         run = RunFolder.open(resume)
         run.write_config(cfg.to_dict())
@@ -123,7 +124,7 @@ def run_discovery(cfg: DiscoverConfig, resume: Path | None = None, echo=print) -
         run = RunFolder.create(out, cfg.to_dict())
     echo(f"run folder: {run.root}")
     try:
-        _run(cfg, task, device, roles, run, echo)
+        _run(cfg, task, device, roles, run, model_dir, echo)
     except KeyboardInterrupt:
         latest = run.latest()
         raise Interrupted(run.root, latest.step if latest else 0) from None
@@ -131,14 +132,14 @@ def run_discovery(cfg: DiscoverConfig, resume: Path | None = None, echo=print) -
     return run.root
 
 
-def _run(cfg: DiscoverConfig, task: Task, device: str, roles: GpuRoles | None, run: RunFolder, echo) -> None:
+def _run(cfg: DiscoverConfig, task: Task, device: str, roles, run: RunFolder, model_dir, echo) -> None:
     from kerneldisc.evaluate import EvalConfig
 
     eval_devices = _eval_devices(device, roles)
     eval_cfg = EvalConfig(device=eval_devices[0], timeout_s=cfg.eval_timeout_s)
     reference = _reference(run, task, eval_cfg, echo)
     archive, start_step = _archive(run, task, cfg, eval_cfg, reference, echo)
-    policy, trainer = _learner(cfg, run, device, roles)
+    policy, trainer = _learner(cfg, run, roles, model_dir)
     target_us = cfg.target_us
 
     evaluator = Evaluator(task, eval_cfg, reference, eval_devices, cfg)
@@ -406,14 +407,25 @@ def _archive(run: RunFolder, task: Task, cfg: DiscoverConfig, eval_cfg, referenc
     return archive, 0
 
 
-def _learner(cfg: DiscoverConfig, run: RunFolder, device: str, roles: GpuRoles | None):
-    from kerneldisc.policy import make_policy, resolve_model
+def _model_dir(cfg: DiscoverConfig) -> Path | None:
+    """The local model folder; None where no weights are needed (the openai policy names a
+    remote model; a frozen scripted run loads none)."""
+    from kerneldisc.policy import resolve_model
+
+    if cfg.policy == "vllm":
+        from kerneldisc.policy.vllm import require_vllm
+
+        require_vllm()
+    if cfg.policy in ("hf", "vllm") or cfg.train:
+        return resolve_model(cfg.model)
+    return None
+
+
+def _learner(cfg: DiscoverConfig, run: RunFolder, roles: GpuRoles | None, model_dir: Path | None):
+    from kerneldisc.policy import make_policy
 
     sample_device = f"cuda:{roles.sample[0]}" if roles else "cpu"
     train_device = f"cuda:{roles.train[0]}" if roles else "cpu"
-    # The openai policy names a remote model; a frozen scripted run loads none.
-    needs_weights = cfg.policy in ("hf", "vllm") or cfg.train
-    model_dir = resolve_model(cfg.model) if needs_weights else None
     ckpt = run.latest()
     trainer = None
     if cfg.train:
