@@ -21,7 +21,13 @@ from kerneldisc.report import build_report
 from kerneldisc.report import ceilings as ceilings_mod
 from kerneldisc.report.compose import CPU_NOTICE
 from kerneldisc.report.sources import load_run
-from kerneldisc.report.tables import Measurement, comparison_tables, lineage_table, published_baselines
+from kerneldisc.report.tables import (
+    Measurement,
+    comparison_tables,
+    lineage_table,
+    published_baselines,
+    run_summary_table,
+)
 from kerneldisc.task import eval_spec_expr, load_task
 
 REPO = Path(__file__).resolve().parent.parent
@@ -264,3 +270,17 @@ def test_bench_report_puts_its_discovery_runs_side_by_side(bench_dir, report_dir
         assert row["best_runtime_us"] == pytest.approx(summary["best_runtime_us"], rel=1e-9)
         history = (bench_dir / "entries" / row["run"] / "run" / "history.jsonl").read_text().splitlines()
         assert row["candidates"] == sum(json.loads(line)["step"] > 0 for line in history)
+
+
+def test_run_summary_counts_replies_gated_evaluated_and_correct_from_history(bench_dir):
+    run = load_run(bench_dir / "entries" / "search" / "run")
+    table = dict(zip(run_summary_table(run)["field"], run_summary_table(run)["value"], strict=True))
+    history = [
+        json.loads(line) for line in (bench_dir / "entries" / "search" / "run" / "history.jsonl").open()
+    ]
+    assert table["replies sampled"] == sum(h["step"] > 0 for h in history)
+    assert table["replies stopped by the format gate"] == sum(h["status"] == "gated" for h in history)
+    assert table["candidates evaluated (starting submission included)"] == sum(
+        h["status"] != "gated" for h in history
+    )
+    assert table["correct candidates"] == sum(h["status"] == "ok" for h in history) > 0

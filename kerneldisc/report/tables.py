@@ -46,6 +46,10 @@ class Measurement:
     verdict: dict | None = None  # per-benchmark runtimes, when the number is our own measurement
 
 
+def _count(history: pd.DataFrame, where) -> int:
+    return int(where(history).sum()) if len(history) else 0
+
+
 def run_summary_table(run: RunData) -> pd.DataFrame:
     s = run.summary
     fields = [
@@ -55,7 +59,13 @@ def run_summary_table(run: RunData) -> pd.DataFrame:
         ("policy", s.get("policy")),
         ("training", "on" if s.get("train") else "off"),
         ("steps", f"{s.get('steps_completed')} of {s.get('steps_planned')}"),
-        ("candidates evaluated", len(run.history)),
+        ("replies sampled", _count(run.history, lambda h: h["step"] > 0)),
+        ("replies stopped by the format gate", _count(run.history, lambda h: h["status"] == "gated")),
+        (
+            "candidates evaluated (starting submission included)",
+            _count(run.history, lambda h: h["status"] != "gated"),
+        ),
+        ("correct candidates", _count(run.history, lambda h: h["status"] == "ok")),
         ("reference runtime (µs)", s.get("reference_runtime_us")),
         ("starting submission runtime (µs)", s.get("start_runtime_us")),
         ("best runtime (µs)", s.get("best_runtime_us")),
