@@ -20,6 +20,7 @@ import os
 import shutil
 import tempfile
 import time
+import warnings
 import weakref
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -112,7 +113,13 @@ class Trainer:
         # are not rounded away.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.cfg.seed)
-            self.model = get_peft_model(base, lora)
+            with warnings.catch_warnings():
+                # peft still asks transformers for `is_gradient_checkpointing`, deprecated in v5:
+                # noise for our users, nothing they can act on.
+                warnings.filterwarnings(
+                    "ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning
+                )
+                self.model = get_peft_model(base, lora)
         self.model.to(self.device)
         self.model.eval()  # no dropout anywhere: training and sampling see the same function
         self.optimizer = torch.optim.Adam(
