@@ -13,6 +13,7 @@ calling process. Code runs in evaluator child processes through `import_referenc
 from __future__ import annotations
 
 import ast
+import hashlib
 import importlib.util
 import sys
 import types
@@ -53,6 +54,9 @@ class Task:
     # Modules reference.py imports from outside its folder, by module name: GPU MODE's
     # `files:` list maps e.g. utils.py to ../utils.py shared by several problems.
     mapped_modules: dict[str, Path] = field(default_factory=dict)
+    # Digest of the files the reference runs from, taken at load time: the evaluator refuses a
+    # reference whose files changed since (a candidate runs as the same user and could rewrite them).
+    files_digest: str = ""
 
     def specs_for(self, device: str) -> tuple[list[dict], list[dict]]:
         """(tests, benchmarks) for a device: CPU-sized ones on the CPU when the task has them."""
@@ -90,8 +94,11 @@ def load_task(name_or_path: str | Path) -> Task:
     if path.is_file():
         from kerneldisc.kernelbench import load_kernelbench_task
 
-        return load_kernelbench_task(path)
-    return _load_folder(path)
+        task = load_kernelbench_task(path)
+    else:
+        task = _load_folder(path)
+    task.files_digest = task_files_digest(task)
+    return task
 
 
 def _load_folder(folder: Path) -> Task:
@@ -348,3 +355,28 @@ def eval_spec_expr(expr: str, spec: dict[str, Any]) -> float:
     """Evaluate a task's FLOP or byte expression for one spec (names are the spec's keys)."""
     code = compile(ast.parse(expr, mode="eval"), "<task expr>", "eval")
     return float(eval(code, {"__builtins__": _EXPR_BUILTINS}, dict(spec)))
+
+
+def task_files(task: Task) -> list[Path]:
+    """The files a task's reference runs from: the KernelBench file, or the folder's Python and
+    YAML files plus any modules task.yml maps in from elsewhere."""
+    if task.kind != "folder":
+        return [task.path]
+    own = [
+        p
+        for p in task.path.iterdir()
+        if p.is_file() and p.suffix in (".py", ".yml", ".yaml") and p.name != "submission.py"
+    ]
+    return sorted({*own, *task.mapped_modules.values()})
+
+
+def task_files_digest(task: Task) -> str:
+    digest = hashlib.sha256()
+    for path in task_files(task):
+        digest.update(str(path).encode() + b"\0")
+        try:
+            digest.update(path.read_bytes())
+        except OSError:
+            digest.update(b"<unreadable>")
+        digest.update(b"\0")
+    return digest.hexdigest()

@@ -50,7 +50,17 @@ def main(argv: list[str] | None = None) -> int:
     request = link.recv()
     if request is None:
         return 1
+    from kerneldisc.evaluate.problem import read_task
+
+    # Read the task before any candidate code exists: its file sits in a folder the candidate
+    # could write to.
+    task = read_task(request["task_pickle"])
     children: list[Child] = []
+    try:
+        _check_task_files(task, "before the evaluation started")
+    except TamperedTask as exc:
+        link.send({"caller_error": str(exc)})
+        os._exit(0)
     if request.get("candidate"):
         children.append(_spawn_candidate(request, request["device"]))
 
@@ -61,7 +71,13 @@ def main(argv: list[str] | None = None) -> int:
 
     link.on_parent_gone(abandon)
     try:
-        link.send(_serve(request, children))
+        answer = _serve(request, task, children)
+        if children:  # a rewrite after the reference was imported would poison later evaluations
+            _check_task_files(task, "while a candidate was running")
+        link.send(answer)
+    except TamperedTask as exc:  # only a candidate runs between the two checks
+        link.send({"verdict": {"task": task.name, "device": request["device"], "status": "rejected",
+                               "message": str(exc)}})  # fmt: skip
     except CallerError as exc:
         link.send({"caller_error": str(exc)})
     except Exception as exc:  # a task whose reference cannot run is the task's fault, not the candidate's
@@ -91,11 +107,33 @@ def _spawn_candidate(request: dict[str, Any], device: str) -> Child:
     )
 
 
-def _serve(request: dict[str, Any], children: list[Child]) -> dict[str, Any]:
-    from kerneldisc.evaluate.device import cpu_facts, gpu_facts
-    from kerneldisc.evaluate.problem import load_problem, read_task
+class TamperedTask(Exception):
+    """The task's files changed on disk since the task was loaded."""
 
-    task = read_task(request["task_pickle"])
+
+def _check_task_files(task, when: str) -> None:
+    from kerneldisc.task import task_files_digest
+
+    if task.files_digest and task_files_digest(task) != task.files_digest:
+        raise TamperedTask(
+            f"the files of task {task.name} ({task.path}) changed on disk {when}; the reference "
+            "cannot be trusted (a candidate runs as the same user and may have rewritten them)"
+        )
+
+
+def _load_trusted_problem(task):
+    """Import the reference, then make sure what was imported is what was loaded: on the CPU the
+    import happens after the candidate's own import, so the candidate had a chance to rewrite it."""
+    from kerneldisc.evaluate.problem import load_problem
+
+    problem = load_problem(task)
+    _check_task_files(task, "while a candidate was running")
+    return problem
+
+
+def _serve(request: dict[str, Any], task, children: list[Child]) -> dict[str, Any]:
+    from kerneldisc.evaluate.device import cpu_facts, gpu_facts
+
     if children and request["device"] == "cpu":
         # torch loads on the side while the candidate imports, so a candidate that fails to
         # import is judged without waiting for it.
@@ -105,7 +143,7 @@ def _serve(request: dict[str, Any], children: list[Child]) -> dict[str, Any]:
 
         def prepare() -> None:
             loader.join()
-            judge.problem = load_problem(task)
+            judge.problem = _load_trusted_problem(task)
 
         return {"verdict": judge.verdict(request.get("reference"), cpu_facts(), prepare)}
 
@@ -129,7 +167,7 @@ def _serve(request: dict[str, Any], children: list[Child]) -> dict[str, Any]:
     settings = request["settings_cpu"] if device == "cpu" else request["settings_gpu"]
     facts = cpu_facts() if device == "cpu" else gpu_facts(device)
     judge = Judge(task, device, settings, request["work_dir"], children[0] if children else None)
-    judge.problem = load_problem(task)
+    judge.problem = _load_trusted_problem(task)
     if not children:
         return {"reference": judge.reference_timing(facts)}
     return {"verdict": judge.verdict(request.get("reference"), facts)}
