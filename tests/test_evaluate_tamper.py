@@ -40,3 +40,29 @@ def test_rewriting_the_reference_is_rejected_and_later_evaluations_refuse_the_ta
     assert "changed on disk" in verdict.message
     with pytest.raises(ConfigError, match="changed on disk before the evaluation started"):
         evaluate(task, (folder / "submission.py").read_text(), cfg)
+
+
+def test_rewriting_kerneldisc_sources_is_rejected_and_later_evaluations_refuse(tmp_path, monkeypatch):
+    from kerneldisc.evaluate import api, integrity
+
+    # Stand-in for a source file of the package: the guard watches it like the real ones.
+    watched = tmp_path / "judge.py"
+    watched.write_text("TRUSTED = True\n")
+    guard = integrity.SourceGuard([watched])
+    monkeypatch.setattr(api, "package_guard", lambda: guard)
+    task = load_task("vectoradd")
+    cfg = EvalConfig(device="cpu", timeout_s=60)
+    submission = (REPO / "reference_kernels" / "vectoradd" / "submission.py").read_text()
+    writer = f"import pathlib\npathlib.Path({str(watched)!r}).write_text('TRUSTED = False\\n')\n" + submission
+    verdict = evaluate(task, writer, cfg)
+    assert verdict.status == "rejected" and "source files changed" in verdict.message
+    with pytest.raises(ConfigError, match="changed on disk since this process started"):
+        evaluate(task, submission, cfg)
+
+
+def test_package_guard_covers_the_judge_and_sees_no_change_in_a_clean_tree():
+    from kerneldisc.evaluate.integrity import package_guard
+
+    guard = package_guard()
+    assert any(p.name == "judge.py" for p in guard.files)
+    assert not guard.changed()

@@ -20,6 +20,7 @@ from typing import Any
 from kerneldisc.errors import CandidateError, ConfigError, TaskError
 from kerneldisc.evaluate.config import EvalConfig, guess_device
 from kerneldisc.evaluate.cuda_compile import extract_cuda_sources, nvcc_check, uses_cuda_extension
+from kerneldisc.evaluate.integrity import package_guard
 from kerneldisc.evaluate.problem import save_task
 from kerneldisc.evaluate.sandbox import Child, ChildDied, ChildTimeout, child_env
 from kerneldisc.evaluate.verdict import ReferenceTiming, TestResult, Verdict
@@ -44,10 +45,19 @@ def evaluate(
     if early is not None:
         early.elapsed_s = time.monotonic() - started
         return early
+    guard = package_guard()
+    guard.check_before()
     with tempfile.TemporaryDirectory(prefix="kerneldisc-eval-") as work:
         path = Path(work) / "candidate.py"
         path.write_text(source)
         answer = _run_judge(task, cfg, device, work, candidate=str(path), reference=reference)
+    if guard.changed():
+        return _failed(
+            {"task": task.name, "candidate": label, "device": device},
+            task,
+            "rejected",
+            "kerneldisc's own source files changed on disk while this candidate ran (no reward)",
+        )
     verdict = Verdict.from_dict({**answer["verdict"], "candidate": label})
     if reference is not None and not _comparable(reference, verdict):
         raise ConfigError(
@@ -63,6 +73,7 @@ def measure_reference(task: Task, cfg: EvalConfig | None = None) -> ReferenceTim
     """Time the task's reference once, with the candidate protocol, in its own trusted child."""
     cfg = cfg or EvalConfig()
     device = guess_device(cfg.device)
+    package_guard().check_before()
     with tempfile.TemporaryDirectory(prefix="kerneldisc-ref-") as work:
         answer = _run_judge(task, cfg, device, work, candidate=None, reference=None)
     return ReferenceTiming.from_dict(answer["reference"])
