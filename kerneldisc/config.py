@@ -2,8 +2,8 @@
 
 Defaults follow TTT-Discover where the hardware allows (LoRA rank 32, lr 4e-5, adaptive
 entropic β, PUCT c = 1, top-2 children, archive of 1000). The sample budget (steps × groups ×
-group size) defaults to something a 2-core CPU finishes in minutes; `gpu_recipe()` gives the
-published-scale budget for a GPU node.
+group size) defaults to something a 2-core CPU finishes in minutes; the published-scale budget
+is in the README's GPU recipe.
 """
 
 from __future__ import annotations
@@ -140,8 +140,3 @@ def _coerce(cfg: DiscoverConfig) -> DiscoverConfig:
             what = "whole number" if kind is int else "number"
             raise ConfigError(f"setting '{f.name}' must be a {what}, got {value!r}") from None
     return cfg
-
-
-def gpu_recipe() -> dict[str, Any]:
-    """The published-scale budget, for documentation and `--config` examples."""
-    return {"steps": 50, "groups": 8, "group_size": 64, "max_new_tokens": 16384, "policy": "vllm"}

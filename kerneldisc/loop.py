@@ -29,7 +29,7 @@ from kerneldisc.config import DiscoverConfig, make_config
 from kerneldisc.errors import ConfigError
 from kerneldisc.gpus import GpuRoles, parse_gpus
 from kerneldisc.progress import bar
-from kerneldisc.run_folder import RunFolder, read_jsonl
+from kerneldisc.run_folder import RunFolder
 from kerneldisc.task import Task, load_task
 
 log = logging.getLogger(__name__)
@@ -143,7 +143,6 @@ def _run(cfg: DiscoverConfig, task: Task, device: str, roles, run: RunFolder, mo
     target_us = cfg.target_us
 
     evaluator = Evaluator(task, eval_cfg, reference, eval_devices, cfg)
-    step = start_step
     try:
         for step in range(start_step + 1, cfg.steps + 1):
             timing: dict[str, float] = {}
@@ -177,7 +176,7 @@ def _run(cfg: DiscoverConfig, task: Task, device: str, roles, run: RunFolder, mo
             for state in states:
                 mine = [r for r in rollouts if r.parent == state.id]
                 created = archive.record_rollouts(state.id, [_archive_rollout(r) for r in mine], step)
-                for r, sid in zip(mine, created or [None] * len(mine), strict=False):
+                for r, sid in zip(mine, created, strict=True):
                     r.state_id = sid
 
             # 6. learn
@@ -564,7 +563,3 @@ def _step_line(rec: dict[str, Any]) -> str:
         f"time sample/eval/train {rec['seconds_sampling']:.1f}/{rec['seconds_evaluating']:.1f}/"
         f"{rec['seconds_training']:.1f} s"
     )
-
-
-def history(run_dir: Path) -> list[dict[str, Any]]:
-    return read_jsonl(Path(run_dir) / "history.jsonl")
