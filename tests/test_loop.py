@@ -184,7 +184,12 @@ def test_ctrl_c_stops_at_the_last_finished_step_and_says_how_to_resume(tmp_path,
     _write_config_file(tmp_path / "cfg.yml", cfg)
     env = dict(os.environ, TRITON_INTERPRET="1")
     cmd = [sys.executable, "-m", "kerneldisc", "discover", "--config", str(tmp_path / "cfg.yml")]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A shell that starts a job in the background (as CI runners do) leaves SIGINT ignored, and an
+    # ignored signal stays ignored across exec; give the run a terminal's Ctrl-C disposition.
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
     latest = out / "checkpoints" / "LATEST"
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None and not latest.is_file():
