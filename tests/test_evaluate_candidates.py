@@ -30,7 +30,8 @@ NAMES = [
     "exit_in_call", "os_exit", "segfault", "hang", "flood", "patch_perf_counter", "patch_perf_counter_ns",
     "patch_monotonic", "background_thread", "no_custom_kernel", "fake_verdict", "memory_bomb",
     "subclass_output", "raises", "kills_judge", "idle_pool", "spinning_thread", "late_write_timer",
-    "late_write_slow_timer",
+    "late_write_slow_timer", "patch_harness_timer", "patch_captured_clock", "rewrite_timer_code",
+    "shrinks_inputs", "torch_compiled",
 ]  # fmt: skip
 
 
@@ -66,6 +67,11 @@ def test_idle_worker_pool_left_by_a_correct_candidate_is_tolerated(verdicts):
     v = verdicts["idle_pool"]
     assert v.status == "ok" and v.correct, v.message
     assert v.benchmarks[0].runtime.repeats >= 3
+
+
+def test_torch_compile_in_a_candidate_is_not_mistaken_for_tampering(verdicts):
+    v = verdicts["torch_compiled"]
+    assert v.status == "ok" and v.correct, v.message
 
 
 def test_thread_still_in_the_candidates_code_is_named_with_its_line(verdicts):
@@ -129,6 +135,18 @@ def test_output_aliasing_an_input_is_rejected(verdicts, name):
         ("late_write_timer", "kept changing after custom_kernel returned"),
         ("no_custom_kernel", "no custom_kernel"),
         ("subclass_output", "Tensor subclass"),
+        # The harness's own code in the candidate's process: found by name, through gc, or by
+        # rewriting a function's code, and torch's input generator replaced.
+        (
+            "patch_harness_timer",
+            "changed code the evaluator runs in its process: kerneldisc.evaluate.timing.CpuTimer.time_call",
+        ),
+        (
+            "patch_captured_clock",
+            "changed code the evaluator runs in its process: kerneldisc.evaluate.timing._perf_counter_ns",
+        ),
+        ("rewrite_timer_code", "CpuTimer.time_call.__code__"),
+        ("shrinks_inputs", "changed code the evaluator runs in its process: torch.randn"),
     ],
 )
 def test_gaming_or_malformed_candidate_is_rejected(verdicts, name, reason):

@@ -26,6 +26,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from kerneldisc.evaluate.seal import Seal
+
 _CLOCKS = ("perf_counter", "perf_counter_ns", "monotonic", "monotonic_ns", "time", "time_ns", "process_time")
 # A pool worker handing back a result finishes its bookkeeping within microseconds of the
 # caller waking up (measured: about 4 us); anything above this in the window is work.
@@ -75,31 +77,47 @@ def _read(path: str) -> str:
 
 @dataclass
 class Guards:
-    originals: dict[str, tuple[Any, str, Any]] = field(default_factory=dict)
-    threads_before: set[int] = field(default_factory=set)
+    # Immutable containers: the guards' own attributes are sealed by identity (see seal.py), so
+    # their contents must not be changeable in place either.
+    originals: tuple[tuple[str, Any, str, Any], ...] = ()
+    threads_before: frozenset[int] = frozenset()
     candidate_dir: str = ""  # code from files under it is the candidate's own
     marks: dict[int, int | None] = field(default_factory=dict)  # CPU ns by thread ident
+    seal: Seal | None = None  # the harness's own code and what it calls (set by the worker)
+    wide_seal: Seal | None = None  # large tables (torch's public names), checked less often
 
     @classmethod
     def capture(cls, cuda: bool, candidate_dir: str = "") -> Guards:
-        originals = {f"time.{n}": (time, n, getattr(time, n)) for n in _CLOCKS}
+        originals = [(f"time.{n}", time, n, getattr(time, n)) for n in _CLOCKS]
         if cuda:
             import torch
 
-            originals["torch.cuda.synchronize"] = (torch.cuda, "synchronize", torch.cuda.synchronize)
-            originals["torch.cuda.Event"] = (torch.cuda, "Event", torch.cuda.Event)
+            originals.append(("torch.cuda.synchronize", torch.cuda, "synchronize", torch.cuda.synchronize))
+            originals.append(("torch.cuda.Event", torch.cuda, "Event", torch.cuda.Event))
             for n in ("record", "elapsed_time", "synchronize"):
-                originals[f"torch.cuda.Event.{n}"] = (torch.cuda.Event, n, getattr(torch.cuda.Event, n))
-        before = {t.ident for t in threading.enumerate()} | set(sys._current_frames())
-        return cls(originals, before, os.path.abspath(candidate_dir) + os.sep if candidate_dir else "")
+                originals.append((f"torch.cuda.Event.{n}", torch.cuda.Event, n, getattr(torch.cuda.Event, n)))
+        before = frozenset({t.ident for t in threading.enumerate()} | set(sys._current_frames()))
+        candidate_dir = os.path.abspath(candidate_dir) + os.sep if candidate_dir else ""
+        return cls(tuple(originals), before, candidate_dir)
 
     def patched(self) -> list[str]:
         """Names of captured clock/timing functions that are no longer the originals."""
-        return [
-            name
-            for name, (owner, attr, orig) in self.originals.items()
-            if getattr(owner, attr, None) is not orig
-        ]
+        return [name for name, owner, attr, orig in self.originals if getattr(owner, attr, None) is not orig]
+
+    def tampered(self, wide: bool = True) -> str | None:
+        """Why the timing functions or the harness's code in this process cannot be trusted, or None."""
+        patched = self.patched()
+        if patched:
+            return f"candidate replaced timing functions: {', '.join(patched)}"
+        seals = (self.seal, self.wide_seal) if wide else (self.seal,)
+        broken = [label for seal in seals if seal is not None for label in seal.broken()]
+        if broken:
+            more = f" and {len(broken) - 5} more" if len(broken) > 5 else ""
+            return (
+                f"candidate changed code the evaluator runs in its process: {', '.join(broken[:5])}{more} "
+                "(a kernel must not patch the harness, torch or json; define functions of its own instead)"
+            )
+        return None
 
     def foreign_threads(self) -> list[threading.Thread]:
         """Threads started after capture that are still alive."""
@@ -110,7 +128,7 @@ class Guards:
         next `violation` judges their activity since then without having to sleep."""
         self.marks = {t.ident: thread_cpu_ns(t.native_id) for t in self.foreign_threads()}
 
-    def violation(self, window_s: float = 0.0) -> str | None:
+    def violation(self, window_s: float = 0.0, wide: bool = True) -> str | None:
         """Why the candidate's process is not in a fair state after a call, or None.
 
         Foreign threads are judged on their CPU use since the last `mark` (or since now), over at
@@ -118,9 +136,9 @@ class Guards:
         time is read: a sleep right before a timed call leaves caches cold and slows that call
         down. With a window, threads' stacks are looked at too, and a thread still runnable at
         its end (one a loaded machine starved) is looked at again for up to SETTLE_MAX_S."""
-        patched = self.patched()
-        if patched:
-            return f"candidate replaced timing functions: {', '.join(patched)}"
+        tampered = self.tampered(wide)
+        if tampered:
+            return tampered
         marks, self.marks = self.marks, {}
         return self._thread_violation(window_s, marks)
 

@@ -27,6 +27,7 @@ _sleep = time.sleep  # captured before the candidate is imported: it cannot shor
 # exists; otherwise the output is compared again after STABILITY_MIN_S).
 STABILITY_WINDOW_S = 0.025
 STABILITY_MIN_S = 0.002
+WIDE_CHECK_EVERY = 16  # timed calls between two checks of torch's sealed tables (see _seal_harness)
 
 
 class Refused(Exception):
@@ -67,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     guards = Guards.capture(
         cuda=device.startswith("cuda"), candidate_dir=os.path.dirname(os.path.abspath(args.candidate))
     )
+    guards.seal, guards.wide_seal = _seal_harness(problem, str(read_task(args.task).path))
     try:
         module = _import_candidate(args.candidate)
         kernel = problem.candidate_entry(module)
@@ -76,12 +78,17 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         channel.send({"event": "failed", "status": "compile_error", "message": _describe(exc)})
         return 0
-    patched = guards.patched()
-    if patched:
-        channel.send({"event": "failed", "status": "rejected", "message": guards.violation()})
+    tampered = guards.tampered()
+    if tampered:
+        channel.send({"event": "failed", "status": "rejected", "message": tampered})
         return 0
-    channel.send({"event": "ready"})
     session = Session(problem, kernel, guards, device)
+    # The live objects the checks run through; their attributes may not change from here on.
+    guards.seal.add_object("session", session, skip=("last_output_bytes",))
+    guards.seal.add_object("guards", guards, skip=("marks",))
+    guards.seal.add_object("channel", channel)
+    guards.seal.add_object("problem", problem)
+    channel.send({"event": "ready"})
     while True:
         command = channel.recv()
         if command is None or command.get("op") == "exit":
@@ -136,7 +143,7 @@ class Session:
             return self.problem.make_input(spec, salted_seed(salt, spec, "bench", index, rep), self.device)
 
         def before_call(rep: int, data: Any) -> None:
-            self._refuse(self.guards.violation())
+            self._refuse(self.guards.violation(wide=rep in check_reps or rep % WIDE_CHECK_EVERY == 0))
             if rep in check_reps:
                 before[rep] = self.check.snapshot(data)
 
@@ -199,6 +206,47 @@ class Session:
         if name == "CompilationError" or "triton.compiler" in type(exc).__module__:
             return "compile_error"
         return "crash"
+
+
+def _seal_harness(problem, task_dir: str):
+    """Seal, before the candidate is imported, the code this process runs on its behalf: the
+    evaluator's modules (this one included: it runs as __main__), the task's reference and the
+    modules beside it, json on the reply path, and the torch entry points inputs and checks use."""
+    import json
+    import json.decoder
+    import json.encoder
+
+    import torch
+    import torch.nn.functional
+
+    from kerneldisc.evaluate.seal import Seal
+
+    seal = Seal()
+    for name, mod in list(sys.modules.items()):
+        file = str(getattr(mod, "__file__", "") or "")
+        if name.startswith("kerneldisc") or file.startswith(_HARNESS) or file.startswith(task_dir + os.sep):
+            seal.add_module(mod, "worker" if name == "__main__" else name)
+    for fn in (
+        problem.generate_input,
+        problem.ref_kernel,
+        problem.check_implementation,
+        problem.candidate_entry,
+    ):
+        seal.add_function(getattr(fn, "__name__", "function"), fn)
+    for mod in (json, json.decoder, json.encoder):
+        seal.add_module(mod)
+    # torch's public tables are ten times the rest, too many to compare before every timed call
+    # (about 0.3 ms): they are checked after tests, at both ends of a benchmark, before every
+    # re-checked call and every WIDE_CHECK_EVERY-th one.
+    wide = Seal(wrapper_codes=[torch._disable_dynamo(_seal_harness).__code__])
+    # (torch.cuda's timing entry points are guarded by Guards.originals.)
+    for owner, label in (
+        (torch, "torch"),
+        (torch.Tensor, "torch.Tensor"),
+        (torch.nn.functional, "torch.nn.functional"),
+    ):
+        wide.add_public(owner, label)
+    return seal, wide
 
 
 def _import_candidate(path: str):
