@@ -12,7 +12,9 @@ protocol. One request comes in on the command pipe; one result goes out on the r
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib
+import io
 import os
 import random
 import secrets
@@ -326,12 +328,25 @@ class Judge:
         if mutated:
             return f"custom_kernel modified its input {mutated[0]}; inputs must come back unchanged"
         try:
-            out = torch.load(path, map_location=self.device, weights_only=True)
-        except Exception as exc:
-            return f"output could not be read back as tensors: {type(exc).__name__}: {str(exc)[:200]}"
+            with open(path, "rb") as f:
+                payload = f.read()
+        except OSError as exc:
+            raise Stop(
+                "rejected", f"the saved output is gone ({type(exc).__name__}); something removed it"
+            ) from None
         finally:
             if os.path.exists(path):
                 os.remove(path)
+        # Hash then load the same bytes: what is judged is exactly what the harness wrote.
+        if hashlib.sha256(payload).hexdigest() != reply.get("digest"):
+            raise Stop(
+                "rejected",
+                "the saved output changed on disk after the harness wrote it (the candidate or a process it started rewrote it)",
+            )
+        try:
+            out = torch.load(io.BytesIO(payload), map_location=self.device, weights_only=True)
+        except Exception as exc:
+            return f"output could not be read back as tensors: {type(exc).__name__}: {str(exc)[:200]}"
         try:
             problem = check.compare(out, expected["output"], self.task.rtol, self.task.atol)
             if problem is None and self.problem.check_implementation is not None:

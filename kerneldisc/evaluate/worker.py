@@ -122,8 +122,7 @@ class Session:
         self._poison()
         out = self.kernel(data)
         facts = self._inspect(out, data, before)
-        _save(out, cmd["out"])
-        return {"ok": True, **facts}
+        return {"ok": True, **facts, "digest": _save(out, cmd["out"])}
 
     def bench(self, cmd: dict[str, Any]) -> dict[str, Any]:
         from kerneldisc.evaluate.problem import salted_seed
@@ -151,8 +150,7 @@ class Session:
             if rep in check_reps:
                 facts = self._inspect(out, data, before.pop(rep))
                 path = os.path.join(cmd["out_dir"], f"bench{index}_rep{rep}.pt")
-                _save(out, path)
-                saved.append({"rep": rep, "path": path, **facts})
+                saved.append({"rep": rep, "path": path, **facts, "digest": _save(out, path)})
 
         started = now_s()
         times = measure(
@@ -275,12 +273,22 @@ def _describe(exc: BaseException) -> str:
     return head + ("\n" + lines if lines else "")
 
 
-def _save(out: Any, path: str) -> None:
+def _save(out: Any, path: str) -> str:
+    """Write the output for the judge; return the SHA-256 of the bytes written, which the judge
+    checks before loading, so a helper process that rewrites the file later is caught."""
+    import hashlib
+    import io
+
     import torch
 
     from kerneldisc.evaluate.problem import to_device
 
-    torch.save(to_device(out, "cpu"), path)
+    buffer = io.BytesIO()
+    torch.save(to_device(out, "cpu"), buffer)
+    payload = buffer.getvalue()
+    with open(path, "wb") as f:
+        f.write(payload)
+    return hashlib.sha256(payload).hexdigest()
 
 
 if __name__ == "__main__":
