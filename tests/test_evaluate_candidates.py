@@ -31,7 +31,7 @@ NAMES = [
     "patch_monotonic", "background_thread", "no_custom_kernel", "fake_verdict", "memory_bomb",
     "subclass_output", "raises", "kills_judge", "idle_pool", "spinning_thread", "late_write_timer",
     "late_write_slow_timer", "patch_harness_timer", "patch_captured_clock", "rewrite_timer_code",
-    "shrinks_inputs", "torch_compiled", "rewrites_saved_output",
+    "shrinks_inputs", "torch_compiled", "rewrites_saved_output", "stops_judge", "stops_itself",
 ]  # fmt: skip
 
 
@@ -167,12 +167,19 @@ def test_gaming_or_malformed_candidate_is_rejected(verdicts, name, reason):
         ("memory_bomb", "out of memory"),
         ("raises", "RuntimeError: kernel launch failed"),
         ("kills_judge", "judge process for task add killed by SIGKILL before answering"),
+        ("stops_judge", "judge process for task add was stopped (SIGSTOP) and killed before answering"),
+        ("stops_itself", "candidate process was stopped (SIGSTOP) and killed"),
     ],
 )
 def test_candidate_that_dies_or_raises_is_a_crash(verdicts, name, reason):
     v = verdicts[name]
     assert v.status == "crash", v.message
     assert reason in v.message
+
+
+@pytest.mark.parametrize("name", ["stops_judge", "stops_itself"])
+def test_a_stopped_process_is_noticed_long_before_the_deadline(verdicts, name):
+    assert verdicts[name].elapsed_s < CFG.timeout_s
 
 
 def test_segfault_message_points_at_the_candidates_line(verdicts):

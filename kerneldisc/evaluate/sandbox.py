@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 MAX_MESSAGE_BYTES = 1 << 22
+STOP_CHECK_S = 0.5  # how often a silent child is checked for being stopped (SIGSTOP)
 _PR_SET_PDEATHSIG = 1
 _libc = ctypes.CDLL(None, use_errno=True)  # loaded before any fork: preexec_fn only calls into it
 
@@ -130,6 +131,7 @@ class Child:
         self.stdout = Tail(self.proc.stdout, tail_bytes)
         self.stderr = Tail(self.proc.stderr, tail_bytes)
         self.timed_out = False
+        self.was_stopped = False
 
     def send(self, message: dict[str, Any]) -> None:
         try:
@@ -145,8 +147,12 @@ class Child:
                 self.kill()
                 self.timed_out = True
                 raise ChildTimeout()
-            ready, _, _ = select.select([self._reply_fd], [], [], min(remaining, 1.0))
+            ready, _, _ = select.select([self._reply_fd], [], [], min(remaining, STOP_CHECK_S))
             if not ready:
+                if self.stopped():
+                    # Same user: whoever stopped it (the candidate, with SIGSTOP) meant it to hang us.
+                    self.kill()
+                    raise ChildDied()
                 continue
             chunk = os.read(self._reply_fd, 1 << 16)
             if not chunk:
@@ -163,6 +169,17 @@ class Child:
         if not isinstance(message, dict):
             raise ChildDied()
         return message
+
+    def stopped(self) -> bool:
+        """The child is stopped (SIGSTOP, SIGTSTP or a tracer): it cannot answer until continued."""
+        try:
+            with open(f"/proc/{self.proc.pid}/stat", "rb") as f:
+                state = f.read().rsplit(b")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return False
+        if state in (b"T", b"t"):
+            self.was_stopped = True
+        return state in (b"T", b"t")
 
     def wait_exit(self, timeout: float) -> int | None:
         try:
@@ -193,6 +210,8 @@ class Child:
                 pass
 
     def exit_description(self) -> str:
+        if self.was_stopped:
+            return "was stopped (SIGSTOP) and killed"
         code = self.proc.poll()
         if code is None:
             return "still running"
