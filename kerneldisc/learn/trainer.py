@@ -20,7 +20,6 @@ import os
 import shutil
 import tempfile
 import time
-import warnings
 import weakref
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import Any
 import torch
 
 from kerneldisc.errors import ConfigError
+from kerneldisc.peft_compat import quiet_peft
 from kerneldisc.policy.base import Completion, Sample
 from kerneldisc.policy.models import default_dtype, load_causal_lm
 
@@ -113,12 +113,7 @@ class Trainer:
         # are not rounded away.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.cfg.seed)
-            with warnings.catch_warnings():
-                # peft still asks transformers for `is_gradient_checkpointing`, deprecated in v5:
-                # noise for our users, nothing they can act on.
-                warnings.filterwarnings(
-                    "ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning
-                )
+            with quiet_peft():
                 self.model = get_peft_model(base, lora)
         self.model.to(self.device)
         self.model.eval()  # no dropout anywhere: training and sampling see the same function

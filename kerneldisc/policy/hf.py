@@ -103,16 +103,19 @@ class HFPolicy:
     def _attach(self, path: Path) -> None:
         from peft import PeftModel
 
-        if isinstance(self._model, PeftModel):
-            # Swap under a new name, then drop the old one: never two full adapters' worth of copies.
-            old = self._model.active_adapter
-            self._adapters_loaded += 1
-            name = f"adapter-{self._adapters_loaded}"
-            self._model.load_adapter(path, adapter_name=name)
-            self._model.set_adapter(name)
-            self._model.delete_adapter(old)
-        else:
-            self._model = PeftModel.from_pretrained(self._model, path)
+        from kerneldisc.peft_compat import quiet_peft
+
+        with quiet_peft():
+            if isinstance(self._model, PeftModel):
+                # Swap under a new name, then drop the old one: never two full adapters' worth of copies.
+                old = self._model.active_adapter
+                self._adapters_loaded += 1
+                name = f"adapter-{self._adapters_loaded}"
+                self._model.load_adapter(path, adapter_name=name)
+                self._model.set_adapter(name)
+                self._model.delete_adapter(old)
+            else:
+                self._model = PeftModel.from_pretrained(self._model, path)
         self._model.eval()
 
     def load_adapter(self, path: str | Path) -> None:
