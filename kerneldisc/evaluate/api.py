@@ -22,7 +22,7 @@ from kerneldisc.evaluate.config import EvalConfig, guess_device
 from kerneldisc.evaluate.cuda_compile import extract_cuda_sources, nvcc_check, uses_cuda_extension
 from kerneldisc.evaluate.integrity import package_guard
 from kerneldisc.evaluate.problem import save_task
-from kerneldisc.evaluate.sandbox import Child, ChildDied, ChildTimeout, Limits, child_env
+from kerneldisc.evaluate.sandbox import Child, ChildDied, ChildTimeout, child_env
 from kerneldisc.evaluate.verdict import ReferenceTiming, TestResult, Verdict
 from kerneldisc.task import Task
 
@@ -162,11 +162,7 @@ def _run_judge(
         "reference": reference.to_dict() if reference else None,
     }
     deadline = time.monotonic() + 2 * cfg.timeout_s + _JUDGE_SLACK_S
-    # Limits() sets no limit but PDEATHSIG: a judge the candidate has stopped cannot watch for its
-    # caller's exit, and must still not outlive it.
-    judge = Child(
-        "kerneldisc.evaluate.judge", [], env=child_env(device), cwd=work, deadline=deadline, limits=Limits()
-    )
+    judge = Child("kerneldisc.evaluate.judge", [], env=child_env(device), cwd=work, deadline=deadline)
     try:
         judge.send(request)
         answer = judge.recv()

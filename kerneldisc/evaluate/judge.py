@@ -24,7 +24,15 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
-from kerneldisc.evaluate.sandbox import Child, ChildDied, ChildTimeout, Limits, ParentLink, child_env
+from kerneldisc.evaluate.sandbox import (
+    Child,
+    ChildDied,
+    ChildTimeout,
+    Limits,
+    ParentLink,
+    child_env,
+    die_with_parent,
+)
 
 TWO_REPS = (0, 1)  # each test runs on two differently salted inputs: stale memory cannot pass twice
 
@@ -48,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cmd-fd", type=int, required=True)
     parser.add_argument("--reply-fd", type=int, required=True)
     args = parser.parse_args(argv)
+    # A judge the candidate has stopped (SIGSTOP) cannot watch for its caller's exit; the kernel
+    # kills it when the caller goes. Set here, not in a preexec_fn: the caller has threads.
+    die_with_parent()
     link = ParentLink(args.cmd_fd, args.reply_fd)
     request = link.recv()
     if request is None:

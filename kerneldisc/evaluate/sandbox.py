@@ -28,6 +28,14 @@ _PR_SET_PDEATHSIG = 1
 _libc = ctypes.CDLL(None, use_errno=True)  # loaded before any fork: preexec_fn only calls into it
 
 
+def die_with_parent() -> None:
+    """Ask the kernel to SIGKILL this process when its parent exits (from the child itself)."""
+    parent = os.getppid()
+    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if parent == 1 or os.getppid() != parent:  # the parent was gone before the request took effect
+        os._exit(1)
+
+
 @dataclass
 class Limits:
     """rlimits applied in the child before exec. `address_space` breaks CUDA, so GPU runs use `data`."""
