@@ -33,6 +33,7 @@ NAMES = [
     "subclass_output", "raises", "kills_judge", "idle_pool", "spinning_thread", "late_write_timer",
     "late_write_slow_timer", "patch_harness_timer", "patch_captured_clock", "rewrite_timer_code",
     "shrinks_inputs", "torch_compiled", "rewrites_saved_output", "stops_judge", "stops_itself",
+    "deletes_generator",
 ]  # fmt: skip
 
 
@@ -151,6 +152,7 @@ def test_output_aliasing_an_input_is_rejected(verdicts, name):
         ("rewrite_timer_code", "CpuTimer.time_call.__code__"),
         ("shrinks_inputs", "changed code the evaluator runs in its process: torch.randn"),
         ("rewrites_saved_output", "the saved output changed on disk after the harness wrote it"),
+        ("deletes_generator", "changed code the evaluator runs in its process: torch.randn"),
     ],
 )
 def test_gaming_or_malformed_candidate_is_rejected(verdicts, name, reason):

@@ -264,3 +264,23 @@ def test_verdict_round_trips_and_only_ok_is_correct():
     assert "INCORRECT" in v.summary() and "FAIL" in v.summary()
     with pytest.raises(ValueError):
         Verdict(task="t", candidate="c", device="cpu", status="great", message="")
+
+
+class _FailingProblem:
+    def __init__(self, exc: Exception):
+        self.exc = exc
+
+    def make_input(self, spec, seed, device):
+        raise self.exc
+
+
+def test_inputs_that_cannot_be_made_are_not_blamed_on_custom_kernel():
+    from kerneldisc.evaluate.worker import Refused, Session
+
+    guards = Guards.capture(cuda=False)
+    session = Session(_FailingProblem(MemoryError()), lambda data: data, guards, "cpu")
+    with pytest.raises(Refused) as caught:
+        session.test({"spec": {"size": 10}, "seed": 1, "out": "unused.pt"})
+    assert caught.value.status == "crash"
+    assert "generating the task's inputs failed before custom_kernel was called" in caught.value.message
+    assert "memory limit" in caught.value.message

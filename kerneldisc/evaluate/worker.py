@@ -117,7 +117,7 @@ class Session:
         self.last_output_bytes: list[int] = []
 
     def test(self, cmd: dict[str, Any]) -> dict[str, Any]:
-        data = self.problem.make_input(cmd["spec"], cmd["seed"], self.device)
+        data = self._make_input(cmd["spec"], cmd["seed"])
         before = self.check.snapshot(data)
         self._poison()
         out = self.kernel(data)
@@ -139,7 +139,7 @@ class Session:
             # left alive are judged on their CPU use from here to the next call, a gap that needs no
             # sleep (a sleep right before a timed call would leave caches cold and slow it down).
             self.guards.mark()
-            return self.problem.make_input(spec, salted_seed(salt, spec, "bench", index, rep), self.device)
+            return self._make_input(spec, salted_seed(salt, spec, "bench", index, rep))
 
         def before_call(rep: int, data: Any) -> None:
             self._refuse(self.guards.violation(wide=rep in check_reps or rep % WIDE_CHECK_EVERY == 0))
@@ -159,6 +159,21 @@ class Session:
         )  # fmt: skip
         self._refuse(self.guards.violation(STABILITY_WINDOW_S))  # the last call has no next one
         return {"ok": True, "times_us": times, "op_wall_s": now_s() - started, "checked": saved}
+
+    def _make_input(self, spec: dict[str, Any], seed: int) -> Any:
+        """The task's inputs, made in this process; a failure here is said to be one, so that a
+        task too big for the memory limit is not mistaken for a bug in custom_kernel."""
+        try:
+            return self.problem.make_input(spec, seed, self.device)
+        except Exception as exc:
+            self._refuse(self.guards.tampered())  # a patched generator is the candidate's doing
+            hint = ""
+            if _describe(exc).startswith("out of memory"):
+                hint = "; the inputs may not fit in the candidate's memory limit (raise --memory-limit)"
+            raise Refused(
+                "crash",
+                f"generating the task's inputs failed before custom_kernel was called{hint}: {_describe(exc)}",
+            ) from None
 
     def _refuse(self, violation: str | None) -> None:
         if violation:
