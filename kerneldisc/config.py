@@ -52,6 +52,7 @@ class DiscoverConfig:
     reward: str = "speedup"  # speedup | inverse_runtime (1000 / runtime_us)
     eval_timeout_s: float = 120.0
     eval_workers: int = 0  # 0: one per evaluation GPU, or 1 on the CPU
+    eval_memory_mb: int | None = None  # the candidate's memory limit; None: the evaluator's default
     target_us: float | None = None  # the runtime the prompt asks for; default half the start
     # openai policy
     base_url: str | None = None
@@ -76,6 +77,8 @@ class DiscoverConfig:
             raise ConfigError(f"max_archive must be at least 2, got {self.max_archive}")
         if self.eval_timeout_s <= 0:
             raise ConfigError(f"eval_timeout_s must be positive, got {self.eval_timeout_s}")
+        if self.eval_memory_mb is not None and int(self.eval_memory_mb) < 256:
+            raise ConfigError(f"eval_memory_mb must be at least 256 (MB), got {self.eval_memory_mb}")
         if self.temperature <= 0:
             raise ConfigError(f"temperature must be positive, got {self.temperature}")
         if self.policy == "openai" and self.train:

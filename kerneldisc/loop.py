@@ -136,7 +136,9 @@ def _run(cfg: DiscoverConfig, task: Task, device: str, roles, run: RunFolder, mo
     from kerneldisc.evaluate import EvalConfig
 
     eval_devices = _eval_devices(device, roles)
-    eval_cfg = EvalConfig(device=eval_devices[0], timeout_s=cfg.eval_timeout_s)
+    eval_cfg = EvalConfig(
+        device=eval_devices[0], timeout_s=cfg.eval_timeout_s, memory_limit_mb=cfg.eval_memory_mb
+    )
     reference = _reference(run, task, eval_cfg, echo)
     archive, start_step = _archive(run, task, cfg, eval_cfg, reference, echo)
     policy, trainer = _learner(cfg, run, roles, model_dir)

@@ -169,7 +169,10 @@ class Session:
             self._refuse(self.guards.tampered())  # a patched generator is the candidate's doing
             hint = ""
             if _describe(exc).startswith("out of memory"):
-                hint = "; the inputs may not fit in the candidate's memory limit (raise --memory-limit)"
+                hint = (
+                    "; the inputs may not fit in the candidate's memory limit (raise it: `kerneldisc eval "
+                    "--memory-limit MB`, or eval_memory_mb in a discover config)"
+                )
             raise Refused(
                 "crash",
                 f"generating the task's inputs failed before custom_kernel was called{hint}: {_describe(exc)}",
