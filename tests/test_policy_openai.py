@@ -15,7 +15,9 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -184,8 +186,23 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@dataclass
+class _Server:
+    url: str
+    process: subprocess.Popen
+    log: Path
+
+    def death(self) -> str | None:
+        """Why the server is gone (exit code or signal and its log's tail), or None while it runs."""
+        code = self.process.poll()
+        if code is None:
+            return None
+        how = f"was killed by signal {-code}" if code < 0 else f"exited with {code}"
+        return f"llama_cpp.server {how}: {self.log.read_text(errors='replace')[-1500:]}"
+
+
 @pytest.fixture(scope="module")
-def llama_server(tmp_path_factory) -> Iterator[str]:
+def llama_server(tmp_path_factory) -> Iterator[_Server]:
     """llama-cpp-python's OpenAI-compatible server with the embedded GGUF file, on loopback."""
     pytest.importorskip(
         "llama_cpp.server",
@@ -223,7 +240,7 @@ def llama_server(tmp_path_factory) -> Iterator[str]:
                 if time.monotonic() > deadline:
                     pytest.fail("llama_cpp.server did not answer within 120 s")
                 time.sleep(0.5)
-        yield url
+        yield _Server(url, process, log)
     finally:
         process.terminate()
         try:
@@ -235,10 +252,17 @@ def llama_server(tmp_path_factory) -> Iterator[str]:
 
 @pytest.mark.slow
 def test_real_server_returns_k_completions_with_logprobs(llama_server):
-    policy = make_policy("openai", model="smollm2", base_url=llama_server, seed=1, max_new_tokens=12)
-    chat, raw = policy.sample(
-        [[{"role": "user", "content": "What is the capital of France?"}], "def add(a, b):"], 2
-    )
+    policy = make_policy("openai", model="smollm2", base_url=llama_server.url, seed=1, max_new_tokens=12)
+    try:
+        chat, raw = policy.sample(
+            [[{"role": "user", "content": "What is the capital of France?"}], "def add(a, b):"], 2
+        )
+    except PolicyError:
+        time.sleep(1)  # a crashed server needs a moment to be reaped; its log says why it went
+        death = llama_server.death()
+        if death:
+            pytest.fail(death)
+        raise
     for c in chat + raw:
         assert c.text.strip()
         assert 0 < len(c.logprobs) <= 12
