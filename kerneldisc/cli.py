@@ -44,6 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # Candidates run as this user: keep them out of this process's memory and pipes (the key
+    # that authenticates the evaluator's answers lives here). See docs/evaluator.md.
+    from kerneldisc.evaluate.sandbox import not_dumpable
+
+    not_dumpable()
     try:
         return int(args.func(args) or 0)
     except KerneldiscError as exc:

@@ -9,6 +9,7 @@ All verdicts are computed once, two at a time from a thread pool (which also exe
 from __future__ import annotations
 
 import json
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -33,7 +34,7 @@ NAMES = [
     "subclass_output", "raises", "kills_judge", "idle_pool", "spinning_thread", "late_write_timer",
     "late_write_slow_timer", "patch_harness_timer", "patch_captured_clock", "rewrite_timer_code",
     "shrinks_inputs", "torch_compiled", "rewrites_saved_output", "stops_judge", "stops_itself",
-    "deletes_generator",
+    "deletes_generator", "stale_late_calls", "forges_judge_answer", "computes_while_saved",
 ]  # fmt: skip
 
 
@@ -47,6 +48,8 @@ def verdicts() -> dict[str, Verdict]:
             cfg = replace(CFG, timeout_s=HANG_TIMEOUT_S)
         elif name == "memory_bomb":
             cfg = replace(CFG, memory_limit_mb=BOMB_MEMORY_MB)
+        elif name == "stale_late_calls":  # 59 gamed calls: each escapes its check with p = 0.8
+            cfg = replace(CFG, min_repeats=60, max_repeats=60)
         elif name == "torch_compiled":
             cfg = replace(CFG, timeout_s=COMPILE_TIMEOUT_S)
         return name, evaluate(task, CANDIDATES / f"{name}.py", cfg)
@@ -111,6 +114,7 @@ def test_candidate_that_does_not_import_is_a_compile_error(verdicts, name):
         ("caches_result", "mismatch beyond tolerance"),
         ("fake_verdict", "mismatch beyond tolerance"),
         ("late_write_slow_timer", "mismatch beyond tolerance"),
+        ("computes_while_saved", "shape mismatch: got (0,), expected (1000,)"),
     ],
 )
 def test_wrong_candidate_is_incorrect_for_the_right_reason(verdicts, name, reason):
@@ -119,6 +123,42 @@ def test_wrong_candidate_is_incorrect_for_the_right_reason(verdicts, name, reaso
     assert reason in v.message
     assert not v.tests[0].passed and reason in v.tests[0].message
     assert v.speedup is None
+
+
+def test_stale_output_on_late_timed_calls_is_caught_by_a_check_drawn_after_the_call(verdicts):
+    v = verdicts["stale_late_calls"]
+    assert v.status == "incorrect" and v.speedup is None, v.message
+    assert all(t.passed for t in v.tests)  # the tests alone cannot see it
+    assert "timed call" in v.message and "of benchmark {size: 4096" in v.message
+    assert "timed call 0 " not in v.message  # the first timed call was honest
+
+
+def test_a_forged_answer_on_the_judges_pipe_earns_nothing(verdicts):
+    v = verdicts["forges_judge_answer"]
+    # The judge is not dumpable and, as root, the candidate has no capabilities: the pipe cannot
+    # be opened; were it opened, the unsigned line would be refused by the caller.
+    assert v.status in ("compile_error", "rejected") and v.speedup is None, v.message
+    assert "Permission denied" in v.message or "not signed by the judge" in v.message
+
+
+def test_a_helper_daemonised_out_of_the_group_is_killed_with_the_evaluation(tmp_path, monkeypatch):
+    pidfile = tmp_path / "helper.pid"
+    monkeypatch.setenv("KERNELDISC_TEST_PIDFILE", str(pidfile))
+    v = evaluate(load_task(CANDIDATES / "add_task"), CANDIDATES / "daemon_helper.py", CFG)
+    assert v.status == "ok", v.message
+    pid = int(pidfile.read_text())
+    deadline = time.monotonic() + 5
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(pid), f"the candidate's helper {pid} outlived its evaluation"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 @pytest.mark.parametrize("name", ["returns_input", "returns_view"])

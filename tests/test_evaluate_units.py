@@ -278,9 +278,45 @@ def test_inputs_that_cannot_be_made_are_not_blamed_on_custom_kernel():
     from kerneldisc.evaluate.worker import Refused, Session
 
     guards = Guards.capture(cuda=False)
-    session = Session(_FailingProblem(MemoryError()), lambda data: data, guards, "cpu")
+    session = Session(_FailingProblem(MemoryError()), lambda data: data, guards, "cpu", channel=None)
     with pytest.raises(Refused) as caught:
         session.test({"spec": {"size": 10}, "seed": 1, "out": "unused.pt"})
     assert caught.value.status == "crash"
     assert "generating the task's inputs failed before custom_kernel was called" in caught.value.message
     assert "memory limit" in caught.value.message
+
+
+def test_only_an_answer_signed_with_the_callers_key_is_opened():
+    from kerneldisc.evaluate.signing import new_key, open_signed, sign
+
+    key = new_key()
+    answer = {"verdict": {"status": "ok", "speedup": 1.25, "message": "fine"}}
+    assert open_signed(sign(answer, key), key) == answer
+    assert open_signed(sign(answer, new_key()), key) is None  # another key
+    assert open_signed(answer, key) is None  # a bare, unsigned answer
+    tampered = sign(answer, key)
+    tampered["signed"] = tampered["signed"].replace("1.25", "125.0")
+    assert open_signed(tampered, key) is None
+
+
+def test_outputs_cross_to_the_judge_as_raw_bytes_and_come_back_equal():
+    import torch
+
+    from kerneldisc.evaluate.transfer import TransferError, decode, encode
+
+    out = (
+        torch.arange(6, dtype=torch.float32).reshape(2, 3).t(),  # not contiguous
+        {"scale": 0.5, 3: torch.tensor(7, dtype=torch.int64)},  # 0-dim, a non-str key
+        [torch.ones(2, dtype=torch.bfloat16), torch.zeros(0, 4), None, True],
+    )
+    back = decode(encode(out), "cpu")
+    assert torch.equal(back[0], out[0]) and back[0].dtype == torch.float32
+    assert back[1]["scale"] == 0.5 and torch.equal(back[1][3], out[1][3]) and back[1][3].shape == ()
+    assert back[2][0].dtype == torch.bfloat16 and torch.equal(back[2][0], out[2][0])
+    assert back[2][1].shape == (0, 4) and back[2][2:] == [None, True]
+    payload = encode(torch.ones(4))
+    for broken in (payload[:-1], payload + b"\0", b"\xff" * 3):
+        with pytest.raises(TransferError):
+            decode(broken, "cpu")
+    with pytest.raises(TypeError, match="not object"):
+        encode({"x": object()})

@@ -23,6 +23,7 @@ from kerneldisc.evaluate.cuda_compile import extract_cuda_sources, nvcc_check, u
 from kerneldisc.evaluate.integrity import package_guard
 from kerneldisc.evaluate.problem import save_task
 from kerneldisc.evaluate.sandbox import Child, ChildDied, ChildTimeout, child_env
+from kerneldisc.evaluate.signing import new_key, open_signed
 from kerneldisc.evaluate.verdict import ReferenceTiming, TestResult, Verdict
 from kerneldisc.task import Task
 
@@ -140,6 +141,18 @@ def _failed(base: dict[str, Any], task: Task, status: str, message: str) -> Verd
     return Verdict(**base, status=status, message=message, tests=tests, device_facts=facts)
 
 
+def _encodable(obj: Any) -> Any:
+    """Every string made encodable as UTF-8: a candidate's exception text may carry lone
+    surrogates (JSON's "\\ud800"), which would break printing the verdict or writing a report."""
+    if isinstance(obj, str):
+        return obj.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(obj, list):
+        return [_encodable(v) for v in obj]
+    if isinstance(obj, dict):
+        return {_encodable(k): _encodable(v) for k, v in obj.items()}
+    return obj
+
+
 def _run_judge(
     task: Task,
     cfg: EvalConfig,
@@ -160,12 +173,13 @@ def _run_judge(
         "candidate": candidate,
         "work_dir": work,
         "reference": reference.to_dict() if reference else None,
+        "key": (key := new_key()),
     }
     deadline = time.monotonic() + 2 * cfg.timeout_s + _JUDGE_SLACK_S
     judge = Child("kerneldisc.evaluate.judge", [], env=child_env(device), cwd=work, deadline=deadline)
     try:
         judge.send(request)
-        answer = judge.recv()
+        envelope = judge.recv()
     except (ChildDied, ChildTimeout):
         judge.wait_exit(2.0)
         tail = " | ".join(judge.stderr.text().strip().splitlines()[-5:])
@@ -178,6 +192,13 @@ def _run_judge(
                             "message": f"{what} before answering (killed by the candidate?){tail}"}}  # fmt: skip
     finally:
         judge.close()
+    answer = _encodable(open_signed(envelope, key))
+    if answer is None:
+        # Only a same-user process other than the judge, i.e. the candidate, writes unsigned lines.
+        message = "an answer not signed by the judge reached the evaluator (forged by the candidate?)"
+        if candidate is None:
+            raise TaskError(f"timing task {task.name}'s reference: {message}")
+        return {"verdict": {"task": task.name, "device": device, "status": "rejected", "message": message}}
     if "caller_error" in answer:
         raise ConfigError(answer["caller_error"])
     if "task_error" in answer:

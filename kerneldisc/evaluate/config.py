@@ -31,6 +31,9 @@ class EvalConfig:
     warmup: int | None = None
     target_rel_stderr: float = 0.005
     recheck_speedup_above: float = 5.0
+    # Each timed call after the first has its output checked with this probability, drawn by the
+    # judge after the call returned, so no call can know in advance that it goes unchecked.
+    check_fraction: float | None = None
     output_tail_bytes: int = 4000
 
     def __post_init__(self) -> None:
@@ -39,6 +42,8 @@ class EvalConfig:
             raise ConfigError(f"timeout must be a positive number of seconds, got {self.timeout_s}")
         if self.memory_limit_mb is not None and self.memory_limit_mb < 256:
             raise ConfigError(f"memory limit must be at least 256 MB, got {self.memory_limit_mb}")
+        if self.check_fraction is not None and not 0 < self.check_fraction <= 1:
+            raise ConfigError(f"check_fraction must be in (0, 1], got {self.check_fraction}")
 
     def resolved(self, device: str) -> dict[str, Any]:
         """The settings with device-dependent defaults filled in (what the evaluator really uses)."""
@@ -50,6 +55,7 @@ class EvalConfig:
             "min_repeats": 10 if gpu else 3,
             "max_repeats": 1000 if gpu else 50,
             "warmup": 3 if gpu else 1,
+            "check_fraction": 0.05 if gpu else 0.2,
         }
         for key, value in defaults.items():
             if values[key] is None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import importlib
-import io
 import os
 import random
 import secrets
@@ -30,10 +29,25 @@ from kerneldisc.evaluate.sandbox import (
     ChildTimeout,
     Limits,
     ParentLink,
+    become_subreaper,
     child_env,
     die_with_parent,
+    kill_orphans,
+    not_dumpable,
 )
+from kerneldisc.evaluate.signing import sign
 
+
+class SignedLink(ParentLink):
+    """The judge's link to its caller: every answer goes out signed with the caller's key."""
+
+    key = ""
+
+    def send(self, message: dict[str, Any]) -> None:
+        super().send(sign(message, self.key))
+
+
+_DRAW = random.SystemRandom()  # which timed calls are checked: not reproducible from any seed
 TWO_REPS = (0, 1)  # each test runs on two differently salted inputs: stale memory cannot pass twice
 
 
@@ -59,10 +73,15 @@ def main(argv: list[str] | None = None) -> int:
     # A judge the candidate has stopped (SIGSTOP) cannot watch for its caller's exit; the kernel
     # kills it when the caller goes. Set here, not in a preexec_fn: the caller has threads.
     die_with_parent()
-    link = ParentLink(args.cmd_fd, args.reply_fd)
+    # Not dumpable: a same-user candidate can neither read this process's memory (the reference
+    # outputs, the answer key) nor reopen its pipes through /proc/<pid>/fd.
+    not_dumpable()
+    become_subreaper()
+    link = SignedLink(args.cmd_fd, args.reply_fd)
     request = link.recv()
     if request is None:
         return 1
+    link.key = str(request.pop("key", ""))
     from kerneldisc.evaluate.problem import read_task
 
     # Read the task before any candidate code exists: its file sits in a folder the candidate
@@ -98,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for child in children:
             child.close()
+        kill_orphans()  # helpers the candidate daemonised out of its process group
     # Exit without interpreter shutdown: torch may still be loading on a daemon thread when a
     # candidate that failed to import was judged without it.
     os._exit(0)
@@ -325,9 +345,8 @@ class Judge:
 
     def _judge_output(self, reply: dict[str, Any], path: str, expected: dict[str, Any]) -> str | None:
         """None if the candidate's saved output is right; raises Stop for gaming, returns why not otherwise."""
-        import torch
-
         from kerneldisc.evaluate import check
+        from kerneldisc.evaluate.transfer import TransferError, decode
 
         aliased = reply.get("aliased") or []
         if aliased and not expected["aliases"]:
@@ -355,8 +374,8 @@ class Judge:
                 "the saved output changed on disk after the harness wrote it (the candidate or a process it started rewrote it)",
             )
         try:
-            out = torch.load(io.BytesIO(payload), map_location=self.device, weights_only=True)
-        except Exception as exc:
+            out = decode(payload, self.device)
+        except TransferError as exc:
             return f"output could not be read back as tensors: {type(exc).__name__}: {str(exc)[:200]}"
         try:
             problem = check.compare(out, expected["output"], self.task.rtol, self.task.atol)
@@ -378,31 +397,33 @@ class Judge:
 
             torch.cuda.empty_cache()  # leave the GPU's memory to the candidate while it is timed
         cand = [self._bench_candidate(j, spec) for j, spec in enumerate(self.benchmarks)]
-        if reference is None:
-            ref = [RuntimeStats.from_times(self._time_reference(j, s)) for j, s in enumerate(self.benchmarks)]
-        else:
+        cand2 = None
+        if reference is not None:
             ref = [RuntimeStats(**b["runtime"]) for b in reference["benchmarks"]]
-        runtime = aggregate([s.mean_us for s in cand], self.task.ranking_by)
-        ref_runtime = aggregate([s.mean_us for s in ref], self.task.ranking_by)
-        speedup = ref_runtime / runtime
-        if speedup > self.settings["recheck_speedup_above"]:
+            if self._speedup(cand, ref) > self.settings["recheck_speedup_above"]:
+                cand2 = [self._bench_candidate(j, spec) for j, spec in enumerate(self.benchmarks)]
+            self._end_candidate()
+        else:
+            # The reference is timed with no process of the candidate's left alive (a helper it
+            # forked could load the CPU or GPU while the reference runs); a re-measurement of the
+            # candidate, if one is needed, is therefore decided before.
+            cand2 = [self._bench_candidate(j, spec) for j, spec in enumerate(self.benchmarks)]
+            self._end_candidate()
+            ref = [RuntimeStats.from_times(self._time_reference(j, s)) for j, s in enumerate(self.benchmarks)]
+            if self._speedup(cand, ref) <= self.settings["recheck_speedup_above"]:
+                cand2 = None  # measured for nothing: the first measurement is believable
+        speedup = self._speedup(cand, ref)
+        if cand2 is not None:
             # Believe a large speedup only if a second, independent measurement agrees: keep the
             # more modest of the two (candidate re-timed; reference re-timed here).
-            cand2 = [self._bench_candidate(j, spec) for j, spec in enumerate(self.benchmarks)]
             ref2 = [
                 RuntimeStats.from_times(self._time_reference(j, s)) for j, s in enumerate(self.benchmarks)
             ]
-            runtime2 = aggregate([s.mean_us for s in cand2], self.task.ranking_by)
-            ref_runtime2 = aggregate([s.mean_us for s in ref2], self.task.ranking_by)
             v["rechecked"] = True
-            if ref_runtime2 / runtime2 < speedup:
-                cand, ref, runtime, ref_runtime, speedup = (
-                    cand2,
-                    ref2,
-                    runtime2,
-                    ref_runtime2,
-                    ref_runtime2 / runtime2,
-                )
+            if self._speedup(cand2, ref2) < speedup:
+                cand, ref, speedup = cand2, ref2, self._speedup(cand2, ref2)
+        runtime = aggregate([s.mean_us for s in cand], self.task.ranking_by)
+        ref_runtime = aggregate([s.mean_us for s in ref], self.task.ranking_by)
         v["benchmarks"] = [
             {"spec": spec, "runtime": asdict(c), "reference": asdict(r)}
             for spec, c, r in zip(self.benchmarks, cand, ref, strict=True)
@@ -410,18 +431,29 @@ class Judge:
         v.update(runtime_us=runtime, reference_runtime_us=ref_runtime, speedup=speedup)
         v["message"] = f"all {len(self.tests)} tests passed; speedup {speedup:.3f}x over the reference"
 
+    def _speedup(self, cand, ref) -> float:
+        from kerneldisc.evaluate.verdict import aggregate
+
+        ranking = self.task.ranking_by
+        return aggregate([s.mean_us for s in ref], ranking) / aggregate([s.mean_us for s in cand], ranking)
+
+    def _end_candidate(self) -> None:
+        """Let the candidate's process go and kill whatever it left running."""
+        self._finish_child()
+        self.child.close()
+        kill_orphans()
+
     def _bench_candidate(self, index: int, spec: dict[str, Any]):
         from kerneldisc.evaluate.problem import salted_seed
         from kerneldisc.evaluate.verdict import RuntimeStats
 
-        # Which timed calls get their outputs re-checked is drawn here, after the salt.
-        check_reps = sorted({0, random.randrange(1, max(2, self.policy.min_repeats))})
         out_dir = os.path.join(self.work_dir, "candidate")
         started = time.monotonic()
         self.child.send(
-            {"op": "bench", "spec": spec, "salt": self.salt, "index": index, "check_reps": check_reps,
-             "out_dir": out_dir, "policy": self.settings}
+            {"op": "bench", "spec": spec, "salt": self.salt, "index": index, "out_dir": out_dir,
+             "policy": self.settings}
         )  # fmt: skip
+        chosen, calls = self._choose_checks(spec)
         reply = self.child.recv()
         wall = time.monotonic() - started
         if not reply.get("ok"):
@@ -429,6 +461,14 @@ class Judge:
         times = [float(t) for t in reply["times_us"]]
         if not times or min(times) <= 0:
             raise Stop("rejected", f"benchmark {_label(spec)}: non-positive call times reported")
+        checked = {saved.get("rep") for saved in reply["checked"]}
+        if len(times) != calls or checked != chosen or len(reply["checked"]) != len(chosen):
+            raise Stop(
+                "rejected",
+                f"benchmark {_label(spec)}: the candidate's process reported {len(times)} timed calls and "
+                f"checked outputs of calls {sorted(map(str, checked))}, but announced {calls} calls and the "
+                f"evaluator chose calls {sorted(chosen)} (the harness was bypassed)",
+            )
         # The child's own clock must agree with ours: its op cannot have lasted much less than we
         # waited, and its timed calls cannot add up to more than the op.
         op_wall = float(reply["op_wall_s"])
@@ -445,8 +485,29 @@ class Judge:
                 raise Stop("incorrect", f"timed call {saved['rep']} of benchmark {_label(spec)}: {problem}")
         return RuntimeStats.from_times(times)
 
-    def _finish(self, v: dict[str, Any]) -> None:
-        """Let the child leave cleanly, then keep its output tails."""
+    def _choose_checks(self, spec: dict[str, Any]) -> tuple[set[int], int]:
+        """Answer the child's report after each timed call with whether that call's output is
+        checked: the first always, each later one with probability `check_fraction`. The draw
+        happens here, after the call returned, so a candidate cannot know beforehand which of
+        its calls may return stale or unfinished memory unseen. Returns (chosen, calls)."""
+        chosen: set[int] = set()
+        calls = 0
+        fraction = float(self.settings["check_fraction"])
+        while True:
+            message = self.child.peek()
+            if message.get("event") != "called":
+                return chosen, calls
+            self.child.recv()
+            if message.get("rep") != calls:
+                raise Stop("rejected", f"benchmark {_label(spec)}: timed calls were reported out of order")
+            check = calls == 0 or _DRAW.random() < fraction
+            if check:
+                chosen.add(calls)
+            calls += 1
+            self.child.send({"check": check})
+
+    def _finish_child(self) -> None:
+        """Let the child leave cleanly (killed if it does not within 5 s)."""
         child = self.child
         if child.proc.poll() is None and not child.timed_out:
             try:
@@ -455,6 +516,11 @@ class Judge:
                 pass
             if child.wait_exit(5.0) is None:
                 child.kill()
+
+    def _finish(self, v: dict[str, Any]) -> None:
+        """Let the child leave cleanly, then keep its output tails."""
+        child = self.child
+        self._finish_child()
         limit = int(self.settings["output_tail_bytes"])
         v["stdout_tail"] = child.stdout.text()[-limit:]
         v["stderr_tail"] = child.stderr.text()[-limit:]

@@ -25,6 +25,11 @@ from typing import Any
 MAX_MESSAGE_BYTES = 1 << 22
 STOP_CHECK_S = 0.5  # how often a silent child is checked for being stopped (SIGSTOP)
 _PR_SET_PDEATHSIG = 1
+_PR_SET_DUMPABLE = 4
+_PR_CAPBSET_DROP = 24
+_PR_SET_CHILD_SUBREAPER = 36
+_PR_SET_NO_NEW_PRIVS = 38
+_CAP_VERSION_3 = 0x20080522
 _libc = ctypes.CDLL(None, use_errno=True)  # loaded before any fork: preexec_fn only calls into it
 
 
@@ -34,6 +39,71 @@ def die_with_parent() -> None:
     _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     if parent == 1 or os.getppid() != parent:  # the parent was gone before the request took effect
         os._exit(1)
+
+
+def not_dumpable() -> None:
+    """Make this process non-dumpable: other processes of the same user (a candidate) can no
+    longer read its memory, ptrace it or open its file descriptors through /proc/<pid>/fd.
+    Reset by exec, so the children it starts are unaffected."""
+    _libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
+
+
+def drop_capabilities() -> bool:
+    """As root, give up every capability (bounding set included, so nothing this process execs
+    regains one): the uid stays 0 and files stay readable, but the non-dumpable judge can no
+    longer be ptraced or have its memory and pipes opened through /proc. Returns whether any
+    were dropped; a process that is not root has none to drop."""
+    if os.geteuid() != 0:
+        return False
+    _libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    for cap in range(64):  # past the kernel's last capability the call fails harmlessly
+        _libc.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0)
+    header = (ctypes.c_uint32 * 2)(_CAP_VERSION_3, 0)
+    data = (ctypes.c_uint32 * 6)()  # effective, permitted, inheritable (two words each): none
+    return _libc.capset(ctypes.byref(header), ctypes.byref(data)) == 0
+
+
+def become_subreaper() -> None:
+    """Orphans among this process's descendants (a candidate's daemonised helpers that left its
+    process group) are reparented here instead of to init, so `kill_orphans` can find them."""
+    _libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+def kill_orphans(keep: tuple[int, ...] = (), rounds: int = 50) -> int:
+    """SIGKILL every child of this process except `keep`, until none is left (a killed child's
+    own children are reparented here in turn). Returns how many were killed."""
+    me, killed = os.getpid(), 0
+    for _ in range(rounds):
+        found = [pid for pid in _children_of(me) if pid not in keep]
+        if not found:
+            break
+        for pid in found:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed += 1
+            except (ProcessLookupError, PermissionError):
+                pass
+        for pid in found:
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
+    return killed
+
+
+def _children_of(parent: int) -> list[int]:
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if len(fields) > 1 and int(fields[1]) == parent:
+            pids.append(int(entry))
+    return pids
 
 
 @dataclass
@@ -136,6 +206,7 @@ class Child:
         self._cmd = os.fdopen(cmd_w, "wb", buffering=0)
         self._reply_fd = reply_r
         self._pending = bytearray()
+        self._peeked: dict[str, Any] | None = None
         self.stdout = Tail(self.proc.stdout, tail_bytes)
         self.stderr = Tail(self.proc.stderr, tail_bytes)
         self.timed_out = False
@@ -147,8 +218,18 @@ class Child:
         except (BrokenPipeError, OSError):
             raise ChildDied() from None
 
+    def peek(self) -> dict[str, Any]:
+        """The next reply, left in place for the next `recv`."""
+        if self._peeked is None:
+            self._peeked = self._read()
+        return self._peeked
+
     def recv(self) -> dict[str, Any]:
         """The next reply; ChildDied on end of stream, ChildTimeout (after killing) at the deadline."""
+        message, self._peeked = self._peeked, None
+        return message if message is not None else self._read()
+
+    def _read(self) -> dict[str, Any]:
         while b"\n" not in self._pending:
             remaining = self.deadline - time.monotonic()
             if remaining <= 0:

@@ -18,7 +18,7 @@ import time
 import traceback
 from typing import Any
 
-from kerneldisc.evaluate.sandbox import ParentLink
+from kerneldisc.evaluate.sandbox import ParentLink, drop_capabilities
 
 _HARNESS = os.path.dirname(os.path.abspath(__file__))
 _sleep = time.sleep  # captured before the candidate is imported: it cannot shorten the waits below
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # Everything the harness uses is imported (and the clocks captured) before the candidate is.
     from kerneldisc.errors import CandidateError
-    from kerneldisc.evaluate import check, protocol, timing  # noqa: F401
+    from kerneldisc.evaluate import check, protocol, timing, transfer  # noqa: F401
     from kerneldisc.evaluate.guards import Guards
     from kerneldisc.evaluate.problem import MissingEntry, load_problem, read_task
 
@@ -69,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
         cuda=device.startswith("cuda"), candidate_dir=os.path.dirname(os.path.abspath(args.candidate))
     )
     guards.seal, guards.wide_seal = _seal_harness(problem, str(read_task(args.task).path))
+    if device.startswith("cuda"):
+        torch.cuda.init()  # the driver is opened with the process's full rights, before they go
+    drop_capabilities()  # as root, the candidate could otherwise ptrace its judge
     try:
         module = _import_candidate(args.candidate)
         kernel = problem.candidate_entry(module)
@@ -82,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     if tampered:
         channel.send({"event": "failed", "status": "rejected", "message": tampered})
         return 0
-    session = Session(problem, kernel, guards, device)
+    session = Session(problem, kernel, guards, device, channel)
     # The live objects the checks run through; their attributes may not change from here on.
     guards.seal.add_object("session", session, skip=("last_output_bytes",))
     guards.seal.add_object("guards", guards, skip=("marks",))
@@ -106,10 +109,11 @@ def main(argv: list[str] | None = None) -> int:
 class Session:
     """The candidate's kernel and the checks made around each of its calls."""
 
-    def __init__(self, problem, kernel, guards, device: str) -> None:
+    def __init__(self, problem, kernel, guards, device: str, channel: ParentLink) -> None:
         from kerneldisc.evaluate import check
 
         self.check = check
+        self.channel = channel
         self.problem = problem
         self.kernel = kernel
         self.guards = guards
@@ -130,7 +134,6 @@ class Session:
         from kerneldisc.evaluate.timing import make_timer, now_s
 
         spec, salt, index = cmd["spec"], cmd["salt"], cmd["index"]
-        check_reps = set(cmd["check_reps"])
         saved: list[dict[str, Any]] = []
         before: dict[int, Any] = {}
 
@@ -142,13 +145,20 @@ class Session:
             return self._make_input(spec, salted_seed(salt, spec, "bench", index, rep))
 
         def before_call(rep: int, data: Any) -> None:
-            self._refuse(self.guards.violation(wide=rep in check_reps or rep % WIDE_CHECK_EVERY == 0))
-            if rep in check_reps:
-                before[rep] = self.check.snapshot(data)
+            self._refuse(self.guards.violation(wide=rep % WIDE_CHECK_EVERY == 0))
+            # Any call may be chosen for a check once it returned, so every call's inputs are kept.
+            before[rep] = self.check.snapshot(data)
 
         def after_call(rep: int, data: Any, out: Any) -> None:
-            if rep in check_reps:
-                facts = self._inspect(out, data, before.pop(rep))
+            # The judge decides now, after the call, whether this output is checked.
+            self.channel.send({"event": "called", "rep": rep})
+            answer = self.channel.recv()
+            if answer is None:
+                raise SystemExit(0)  # the judge is gone
+            inputs_before = before.pop(rep)
+            if answer.get("check"):
+                self._refuse(self.guards.violation(wide=True))
+                facts = self._inspect(out, data, inputs_before)
                 path = os.path.join(cmd["out_dir"], f"bench{index}_rep{rep}.pt")
                 saved.append({"rep": rep, "path": path, **facts, "digest": _save(out, path)})
 
@@ -293,17 +303,15 @@ def _describe(exc: BaseException) -> str:
 
 def _save(out: Any, path: str) -> str:
     """Write the output for the judge; return the SHA-256 of the bytes written, which the judge
-    checks before loading, so a helper process that rewrites the file later is caught."""
+    checks before reading them, so a helper process that rewrites the file later is caught."""
     import hashlib
-    import io
 
-    import torch
+    from kerneldisc.evaluate.transfer import encode
 
-    from kerneldisc.evaluate.problem import to_device
-
-    buffer = io.BytesIO()
-    torch.save(to_device(out, "cpu"), buffer)
-    payload = buffer.getvalue()
+    try:
+        payload = encode(out)
+    except TypeError as exc:  # e.g. a dict key that is not a scalar
+        raise Refused("rejected", f"output cannot be handed to the judge: {exc}") from None
     with open(path, "wb") as f:
         f.write(payload)
     return hashlib.sha256(payload).hexdigest()
