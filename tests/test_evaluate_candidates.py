@@ -35,6 +35,7 @@ NAMES = [
     "late_write_slow_timer", "patch_harness_timer", "patch_captured_clock", "rewrite_timer_code",
     "shrinks_inputs", "torch_compiled", "rewrites_saved_output", "stops_judge", "stops_itself",
     "deletes_generator", "stale_late_calls", "forges_judge_answer", "computes_while_saved",
+    "forges_bench_reply",
 ]  # fmt: skip
 
 
@@ -193,6 +194,7 @@ def test_output_aliasing_an_input_is_rejected(verdicts, name):
         ("shrinks_inputs", "changed code the evaluator runs in its process: torch.randn"),
         ("rewrites_saved_output", "the saved output changed on disk after the harness wrote it"),
         ("deletes_generator", "changed code the evaluator runs in its process: torch.randn"),
+        ("forges_bench_reply", "the harness was bypassed"),
     ],
 )
 def test_gaming_or_malformed_candidate_is_rejected(verdicts, name, reason):
