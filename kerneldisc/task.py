@@ -15,6 +15,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import importlib.util
+import os
 import sys
 import types
 from dataclasses import dataclass, field
@@ -43,6 +44,9 @@ class Task:
     ranking_by: str = "geom"
     rtol: float = 1e-5
     atol: float = 1e-8
+    # False when task.yml gives no tolerances: a reference's check_implementation then decides
+    # correctness alone (GPU MODE's checkers hold their own, often looser, tolerances).
+    tolerances_given: bool = True
     cpu_tests: list[dict[str, Any]] = field(default_factory=list)
     cpu_benchmarks: list[dict[str, Any]] = field(default_factory=list)
     flops: str | None = None  # Python expression over the spec's keys
@@ -132,7 +136,7 @@ def _load_folder(folder: Path) -> Task:
     ranking = {"geometric": "geom", "geomean": "geom", "arithmetic": "mean"}.get(ranking, ranking)
     if ranking not in RANKINGS:
         raise TaskError(f"{yml}: ranking_by must be one of {', '.join(RANKINGS)}, got {ranking!r}")
-    # Without tolerances a GPU MODE folder relies on its reference's check_implementation;
+    # Without tolerances a GPU MODE folder relies on its reference's check_implementation alone;
     # the defaults below are torch.allclose's and only apply when there is no checker.
     tol = meta.get("tolerances") or {}
     if not isinstance(tol, dict):
@@ -153,6 +157,7 @@ def _load_folder(folder: Path) -> Task:
         ranking_by=ranking,
         rtol=_number(tol.get("rtol", 1e-5), "tolerances.rtol", yml),
         atol=_number(tol.get("atol", 1e-8), "tolerances.atol", yml),
+        tolerances_given="tolerances" in meta,
         cpu_tests=cpu_tests,
         cpu_benchmarks=cpu_benchmarks,
         flops=_optional_expr(meta, "flops", yml, benchmarks),
@@ -179,7 +184,7 @@ def import_reference(task: Task) -> types.ModuleType:
     # A sibling named task.py must shadow any earlier `task` module for this import.
     for shadow in ("task", "utils", *task.mapped_modules):
         mod = sys.modules.get(shadow)
-        if mod is not None and not str(getattr(mod, "__file__", "")).startswith(folder):
+        if mod is not None and not str(getattr(mod, "__file__", "")).startswith(folder + os.sep):
             del sys.modules[shadow]
     for name, path in task.mapped_modules.items():
         sys.modules[name] = _exec_file(name, path)
@@ -265,9 +270,11 @@ def _mapped_modules(folder: Path, files: Any, tree: ast.Module, yml: Path) -> di
     reference.py imports and that are not already siblings, as module name -> file."""
     if not isinstance(files, list):
         return {}
+    # Anywhere in the file: inside try/if blocks and functions (check_implementation) too.
+    nodes = list(ast.walk(tree))
     imported = {
-        alias.name.split(".")[0] for node in tree.body if isinstance(node, ast.Import) for alias in node.names
-    } | {node.module.split(".")[0] for node in tree.body if isinstance(node, ast.ImportFrom) and node.module}
+        alias.name.split(".")[0] for node in nodes if isinstance(node, ast.Import) for alias in node.names
+    } | {node.module.split(".")[0] for node in nodes if isinstance(node, ast.ImportFrom) and node.module}
     mapped = {}
     for entry in files:
         if not isinstance(entry, dict):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import shutil
 import textwrap
 from pathlib import Path
 
@@ -230,3 +231,37 @@ def test_files_entry_pointing_nowhere_is_refused(tmp_path):
     yml = "files:\n  - {name: helpers.py, source: ../shared/helpers.py}\ntests:\n  - {seed: 1}\n"
     message = load_error(make_task(tmp_path, reference=reference, yml=yml))
     assert "task.yml" in message and "../shared/helpers.py" in message and "does not exist" in message
+
+
+@pytest.mark.slow
+def test_without_tolerances_the_tasks_own_checker_decides_alone(tmp_path):
+    """rowmean's checker allows 1e-3 and imports utils inside the function: an answer 5e-4 off
+    passes (allclose's default atol 1e-8 would fail it); one 1e-2 off fails with the task's words."""
+    from kerneldisc.evaluate import EvalConfig, evaluate
+
+    task = load_task(FIXTURES / "gpumode_problems" / "rowmean_py")
+    assert not task.tolerances_given and "utils" in task.mapped_modules
+    cfg = EvalConfig(device="cpu", timeout_s=60)
+    verdicts = {}
+    for name, offset in (("close", 5e-4), ("far", 1e-2)):
+        path = tmp_path / f"{name}.py"
+        path.write_text(f"def custom_kernel(data):\n    return data.mean(dim=1) + {offset}\n")
+        verdicts[name] = evaluate(task, path, cfg)
+    assert verdicts["close"].status == "ok", verdicts["close"].message
+    assert (
+        verdicts["far"].status == "incorrect"
+        and "task check failed: largest difference" in verdicts["far"].message
+    )
+
+
+def test_a_checker_that_cannot_import_what_it_uses_is_the_tasks_error(tmp_path):
+    from kerneldisc.evaluate import EvalConfig, evaluate
+
+    folder = tmp_path / "broken"
+    shutil.copytree(FIXTURES / "gpumode_problems" / "rowmean_py", folder)
+    (folder / "task.yml").write_text(
+        "tests:\n  - {rows: 2, cols: 8, seed: 1}\nbenchmarks:\n  - {rows: 2, cols: 8, seed: 2}\n"
+    )
+    task = load_task(folder)  # no files: mapping, so `from utils import ...` finds nothing
+    with pytest.raises(TaskError, match="check_implementation failed: ModuleNotFoundError"):
+        evaluate(task, folder / "submission.py", EvalConfig(device="cpu", timeout_s=60))

@@ -61,6 +61,10 @@ class Stop(Exception):
         self.tests = tests
 
 
+class TaskFault(Exception):
+    """The task's own code failed in the judge (a checker that cannot import what it uses)."""
+
+
 class CallerError(Exception):
     """The request cannot be served (no CUDA where CUDA was asked for, a broken task)."""
 
@@ -377,12 +381,16 @@ class Judge:
             out = decode(payload, self.device)
         except TransferError as exc:
             return f"output could not be read back as tensors: {type(exc).__name__}: {str(exc)[:200]}"
+        checker = self.problem.check_implementation
         try:
-            problem = check.compare(out, expected["output"], self.task.rtol, self.task.atol)
-            if problem is None and self.problem.check_implementation is not None:
-                problem = _run_checker(
-                    self.problem.check_implementation, check.snapshot(expected["data"]), out
-                )
+            # A task's own checker decides alone unless task.yml also sets tolerances.
+            problem = None
+            if checker is None or getattr(self.task, "tolerances_given", True):
+                problem = check.compare(out, expected["output"], self.task.rtol, self.task.atol)
+            if problem is None and checker is not None:
+                problem = _run_checker(checker, check.snapshot(expected["data"]), out)
+        except (ImportError, NameError) as exc:  # the checker cannot run at all: the task's fault
+            raise TaskFault(f"check_implementation failed: {type(exc).__name__}: {exc}") from None
         except Exception as exc:  # an output odd enough to break the comparison is a wrong output
             problem = (
                 f"output could not be compared with the reference: {type(exc).__name__}: {str(exc)[:200]}"
