@@ -224,6 +224,12 @@ def test_candidate_that_dies_or_raises_is_a_crash(verdicts, name, reason):
     assert reason in v.message
 
 
+def test_out_of_memory_says_how_to_raise_the_limit(verdicts):
+    message = verdicts["memory_bomb"].message
+    assert "memory limit may be too small" in message and "--memory-limit MB" in message
+    assert "evaluator's own copies" not in message  # the candidate's own allocation failed
+
+
 @pytest.mark.parametrize("name", ["stops_judge", "stops_itself"])
 def test_a_stopped_process_is_noticed_long_before_the_deadline(verdicts, name):
     assert verdicts[name].elapsed_s < CFG.timeout_s

@@ -50,7 +50,7 @@ class EvalConfig:
         gpu = device.startswith("cuda")
         values = asdict(self)
         defaults = {
-            "memory_limit_mb": None if gpu else 4096,
+            "memory_limit_mb": None if gpu else 8192,
             "time_budget_s": 2.0 if gpu else 0.4,
             "min_repeats": 10 if gpu else 3,
             "max_repeats": 1000 if gpu else 50,

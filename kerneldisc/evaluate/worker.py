@@ -27,7 +27,12 @@ _sleep = time.sleep  # captured before the candidate is imported: it cannot shor
 # exists; otherwise the output is compared again after STABILITY_MIN_S).
 STABILITY_WINDOW_S = 0.025
 STABILITY_MIN_S = 0.002
-WIDE_CHECK_EVERY = 16  # timed calls between two checks of torch's sealed tables (see _seal_harness)
+WIDE_CHECK_EVERY = 16
+# Inputs smaller than this are copied before every timed call, so that any call drawn for a check
+# has its inputs compared too; larger ones only before the first timed call (always checked),
+# so the copies never double a large task's memory on every call.
+SNAPSHOT_ALL_BELOW_BYTES = 256 << 20
+RAISE_LIMIT = " (raise it: `kerneldisc eval --memory-limit MB`, or eval_memory_mb in a discover config)"  # timed calls between two checks of torch's sealed tables (see _seal_harness)
 
 
 class Refused(Exception):
@@ -102,7 +107,11 @@ def main(argv: list[str] | None = None) -> int:
         except Refused as exc:
             reply = {"ok": False, "status": exc.status, "message": exc.message}
         except Exception as exc:
-            reply = {"ok": False, "status": session.classify(exc), "message": _describe(exc)}
+            reply = {
+                "ok": False,
+                "status": session.classify(exc),
+                "message": _describe(exc) + _memory_hint(exc),
+            }
         channel.send(reply)
 
 
@@ -146,8 +155,8 @@ class Session:
 
         def before_call(rep: int, data: Any) -> None:
             self._refuse(self.guards.violation(wide=rep % WIDE_CHECK_EVERY == 0))
-            # Any call may be chosen for a check once it returned, so every call's inputs are kept.
-            before[rep] = self.check.snapshot(data)
+            if rep == 0 or sum(t.nbytes for _, t in self.check.tensors(data)) < SNAPSHOT_ALL_BELOW_BYTES:
+                before[rep] = self.check.snapshot(data)
 
         def after_call(rep: int, data: Any, out: Any) -> None:
             # The judge decides now, after the call, whether this output is checked.
@@ -155,7 +164,7 @@ class Session:
             answer = self.channel.recv()
             if answer is None:
                 raise SystemExit(0)  # the judge is gone
-            inputs_before = before.pop(rep)
+            inputs_before = before.pop(rep, None)
             if answer.get("check"):
                 self._refuse(self.guards.violation(wide=True))
                 facts = self._inspect(out, data, inputs_before)
@@ -177,12 +186,8 @@ class Session:
             return self.problem.make_input(spec, seed, self.device)
         except Exception as exc:
             self._refuse(self.guards.tampered())  # a patched generator is the candidate's doing
-            hint = ""
-            if _describe(exc).startswith("out of memory"):
-                hint = (
-                    "; the inputs may not fit in the candidate's memory limit (raise it: `kerneldisc eval "
-                    "--memory-limit MB`, or eval_memory_mb in a discover config)"
-                )
+            hint = "; the inputs may not fit in the candidate's memory limit" + RAISE_LIMIT
+            hint = hint if _describe(exc).startswith("out of memory") else ""
             raise Refused(
                 "crash",
                 f"generating the task's inputs failed before custom_kernel was called{hint}: {_describe(exc)}",
@@ -215,7 +220,8 @@ class Session:
         self.last_output_bytes = [t.nbytes for _, t in self.check.tensors(out)]
         return {
             "aliased": self.check.aliased_inputs(out, data),
-            "mutated": self.check.changed_inputs(before, data),
+            # (None: a large input not copied before this call; see SNAPSHOT_ALL_BELOW_BYTES)
+            "mutated": self.check.changed_inputs(before, data) if before is not None else [],
         }
 
     def _poison(self) -> None:
@@ -284,6 +290,15 @@ def _import_candidate(path: str):
     sys.modules["candidate"] = module
     spec.loader.exec_module(module)
     return module
+
+
+def _memory_hint(exc: BaseException) -> str:
+    """For an out-of-memory error: whose allocation failed, and how to give the candidate more."""
+    if not _describe(exc).startswith("out of memory"):
+        return ""
+    own = any(_HARNESS not in f.filename for f in traceback.extract_tb(exc.__traceback__))
+    where = "" if own else "; it happened in the evaluator's own copies of the inputs and outputs"
+    return f"{where}; the candidate's memory limit may be too small for this task" + RAISE_LIMIT
 
 
 def _describe(exc: BaseException) -> str:
