@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import sys
 
 from kerneldisc import __version__
@@ -53,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except KerneldiscError as exc:
         print(f"kerneldisc {args.command}: error: {exc}", file=sys.stderr)
+        if getattr(args, "json", False):  # a script reading stdout gets an answer too
+            print(json.dumps({"error": str(exc), "kind": type(exc).__name__}))
         return 2
     except KeyboardInterrupt:
         print(f"kerneldisc {args.command}: interrupted", file=sys.stderr)

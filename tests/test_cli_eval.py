@@ -95,3 +95,10 @@ def test_bad_device_exits_2_with_one_line():
     _assert_one_line_error(
         kerneldisc(ADD_TASK, str(CANDIDATES / "add_torch.py"), "--device", "gpu0"), "device must be", "gpu0"
     )
+
+
+def test_with_json_a_caller_error_is_also_one_json_object_on_stdout():
+    proc = kerneldisc("no_such_task", str(CANDIDATES / "add_torch.py"), "--json")
+    assert proc.returncode == 2
+    answer = json.loads(proc.stdout)
+    assert "no_such_task" in answer["error"] and answer["kind"] == "TaskError"
