@@ -35,7 +35,7 @@ NAMES = [
     "late_write_slow_timer", "patch_harness_timer", "patch_captured_clock", "rewrite_timer_code",
     "shrinks_inputs", "torch_compiled", "rewrites_saved_output", "stops_judge", "stops_itself",
     "deletes_generator", "stale_late_calls", "forges_judge_answer", "computes_while_saved",
-    "forges_bench_reply",
+    "forges_bench_reply", "lazy_dispatch_mode", "lazy_profile_hook", "patch_builtin",
 ]  # fmt: skip
 
 
@@ -195,6 +195,9 @@ def test_output_aliasing_an_input_is_rejected(verdicts, name):
         ("rewrites_saved_output", "the saved output changed on disk after the harness wrote it"),
         ("deletes_generator", "changed code the evaluator runs in its process: torch.randn"),
         ("forges_bench_reply", "the harness was bypassed"),
+        ("lazy_dispatch_mode", "a TorchDispatchMode left active"),
+        ("lazy_profile_hook", "sys.setprofile"),
+        ("patch_builtin", "builtins.isinstance"),
     ],
 )
 def test_gaming_or_malformed_candidate_is_rejected(verdicts, name, reason):

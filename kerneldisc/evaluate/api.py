@@ -59,7 +59,15 @@ def evaluate(
             "rejected",
             "kerneldisc's own source files changed on disk while this candidate ran (no reward)",
         )
-    verdict = Verdict.from_dict({**answer["verdict"], "candidate": label})
+    try:
+        verdict = Verdict.from_dict({**answer["verdict"], "candidate": label})
+    except (KeyError, TypeError, ValueError) as exc:  # signed, so ours; never a crash of the caller
+        return _failed(
+            {"task": task.name, "candidate": label, "device": device},
+            task,
+            "crash",
+            f"the evaluator produced a verdict it cannot read ({type(exc).__name__}: {exc}); no reward",
+        )
     if reference is not None and not _comparable(reference, verdict):
         raise ConfigError(
             f"the reference was timed on {reference.device} ({reference.device_facts.get('name')}) but this "

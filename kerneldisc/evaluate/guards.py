@@ -75,6 +75,34 @@ def _read(path: str) -> str:
         os.close(fd)
 
 
+def interception_hooks() -> list[str]:
+    """Hooks through which code runs whenever the harness touches a tensor or calls anything:
+    torch dispatch or function modes left active, and profile or trace functions. None of these
+    is left set by a kernel that merely computes; all of them let a call return an empty tensor
+    that is filled only when the harness reads it."""
+    import torch
+
+    found = []
+    for label, length in (
+        ("a TorchDispatchMode", getattr(torch._C, "_len_torch_dispatch_stack", None)),
+        ("a TorchFunctionMode", getattr(torch._C, "_len_torch_function_stack", None)),
+    ):
+        if length is not None and length() > 0:
+            found.append(f"{label} left active")
+    for label, getter in (
+        ("sys.setprofile", sys.getprofile),
+        ("sys.settrace", sys.gettrace),
+        ("threading.setprofile", getattr(threading, "getprofile", lambda: None)),
+        ("threading.settrace", getattr(threading, "gettrace", lambda: None)),
+    ):
+        if getter() is not None:
+            found.append(label)
+    monitoring = getattr(sys, "monitoring", None)  # Python 3.12+
+    if monitoring is not None and any(monitoring.get_tool(i) for i in range(6)):
+        found.append("sys.monitoring")
+    return found
+
+
 @dataclass
 class Guards:
     # Immutable containers: the guards' own attributes are sealed by identity (see seal.py), so
@@ -109,6 +137,12 @@ class Guards:
         patched = self.patched()
         if patched:
             return f"candidate replaced timing functions: {', '.join(patched)}"
+        hooks = interception_hooks()
+        if hooks:
+            return (
+                f"candidate left hooks that run code inside the harness's own calls: {', '.join(hooks)} "
+                "(an output could be computed when the evaluator reads it instead of inside the call)"
+            )
         seals = (self.seal, self.wide_seal) if wide else (self.seal,)
         broken = [label for seal in seals if seal is not None for label in seal.broken()]
         if broken:

@@ -306,7 +306,9 @@ class Judge:
         if message.get("event") == "no_cuda":
             raise CallerError(f"device {self.device} asked for, but the candidate's process sees no CUDA GPU")
         if message.get("event") == "failed":
-            raise Stop(message["status"], message["message"])
+            raise Stop(*_failure(message, ("compile_error", "rejected")))
+        if message.get("event") != "ready":
+            raise Stop("rejected", MALFORMED)
 
     def _run_tests(self) -> list[dict[str, Any]]:
         from kerneldisc.evaluate.problem import salted_seed
@@ -320,12 +322,14 @@ class Judge:
                 self.child.send({"op": "test", "spec": spec, "seed": seed, "out": path})
                 expected = self._expected(spec, seed)  # computed while the candidate runs
                 reply = self.child.recv()
-                if not reply.get("ok"):
-                    results.append({"spec": spec, "passed": False, "message": reply["message"]})
+                if reply.get("ok") is not True:
+                    status, message = _failure(reply)
+                    results.append({"spec": spec, "passed": False, "message": message})
                     results += [
                         {"spec": s, "passed": False, "message": "not run"} for s in self.tests[i + 1 :]
                     ]
-                    raise Stop(reply["status"], f"on test {_label(spec)}: {reply['message']}", results)
+                    raise Stop(status, f"on test {_label(spec)}: {message}", results)
+                _require(reply, _OUTPUT_FACTS)
                 problem = self._judge_output(reply, path, expected)
                 if problem:
                     break
@@ -464,8 +468,14 @@ class Judge:
         chosen, calls = self._choose_checks(spec)
         reply = self.child.recv()
         wall = time.monotonic() - started
-        if not reply.get("ok"):
-            raise Stop(reply["status"], f"on benchmark {_label(spec)}: {reply['message']}")
+        if reply.get("ok") is not True:
+            status, message = _failure(reply)
+            raise Stop(status, f"on benchmark {_label(spec)}: {message}")
+        _require(reply, {"times_us": list, "op_wall_s": (int, float), "checked": list})
+        for saved in reply["checked"]:
+            _require(saved, {"rep": int, **_OUTPUT_FACTS})
+        if not all(isinstance(t, (int, float)) and not isinstance(t, bool) for t in reply["times_us"]):
+            raise Stop("rejected", MALFORMED)
         times = [float(t) for t in reply["times_us"]]
         if not times or min(times) <= 0:
             raise Stop("rejected", f"benchmark {_label(spec)}: non-positive call times reported")
@@ -488,7 +498,8 @@ class Judge:
             )
         for saved in reply["checked"]:
             seed = salted_seed(self.salt, spec, "bench", index, saved["rep"])
-            problem = self._judge_output(saved, saved["path"], self._expected(spec, seed))
+            path = os.path.join(out_dir, f"bench{index}_rep{saved['rep']}.pt")  # never a path it names
+            problem = self._judge_output(saved, path, self._expected(spec, seed))
             if problem:
                 raise Stop("incorrect", f"timed call {saved['rep']} of benchmark {_label(spec)}: {problem}")
         return RuntimeStats.from_times(times)
@@ -539,6 +550,29 @@ class Judge:
             shown = lines[start : start + 5] if start is not None else lines[-6:]
             if shown:
                 v["message"] += "; stderr shows:\n" + "\n".join(shown)
+
+
+MALFORMED = "the candidate's process sent a malformed reply (the harness was bypassed)"
+# What the candidate's process may report of a failure; "ok" and "timeout" are the judge's to say.
+_CHILD_STATUSES = ("compile_error", "incorrect", "crash", "rejected")
+_OUTPUT_FACTS = {"digest": str, "aliased": list, "mutated": list}
+
+
+def _failure(reply: dict[str, Any], allowed: tuple[str, ...] = _CHILD_STATUSES) -> tuple[str, str]:
+    """(status, message) of a failure the child reports, checked: the child runs candidate code."""
+    status, message = reply.get("status"), reply.get("message")
+    if status not in allowed or not isinstance(message, str):
+        raise Stop("rejected", MALFORMED)
+    return status, message
+
+
+def _require(reply: dict[str, Any], fields: dict[str, Any]) -> None:
+    for key, kind in fields.items():
+        if not isinstance(reply.get(key), kind) or isinstance(reply.get(key), bool) and kind is int:
+            raise Stop("rejected", MALFORMED)
+    for key in ("aliased", "mutated"):
+        if key in fields and not all(isinstance(p, str) for p in reply[key]):
+            raise Stop("rejected", MALFORMED)
 
 
 def _run_checker(checker, data: Any, out: Any) -> str | None:

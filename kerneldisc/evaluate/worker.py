@@ -199,6 +199,9 @@ class Session:
 
     def _inspect(self, out: Any, data: Any, before: Any) -> dict[str, Any]:
         """Format, aliasing, input mutation, threads, clocks and late writes for one call."""
+        # Before the output is touched at all: a hook (a dispatch mode, a replaced builtin) could
+        # otherwise compute it on the harness's first read.
+        self._refuse(self.guards.tampered(wide=False))
         if self.device.startswith("cuda"):
             import torch
 
@@ -244,6 +247,7 @@ def _seal_harness(problem, task_dir: str):
     """Seal, before the candidate is imported, the code this process runs on its behalf: the
     evaluator's modules (this one included: it runs as __main__), the task's reference and the
     modules beside it, json on the reply path, and the torch entry points inputs and checks use."""
+    import builtins
     import json
     import json.decoder
     import json.encoder
@@ -265,7 +269,7 @@ def _seal_harness(problem, task_dir: str):
         problem.candidate_entry,
     ):
         seal.add_function(getattr(fn, "__name__", "function"), fn)
-    for mod in (json, json.decoder, json.encoder):
+    for mod in (json, json.decoder, json.encoder, builtins):  # builtins: isinstance, len, ...
         seal.add_module(mod)
     # torch's public tables are ten times the rest, too many to compare before every timed call
     # (about 0.3 ms): they are checked after tests, at both ends of a benchmark, before every
