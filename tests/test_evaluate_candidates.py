@@ -9,7 +9,9 @@ All verdicts are computed once, two at a time from a thread pool (which also exe
 from __future__ import annotations
 
 import json
+import os
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -152,6 +154,28 @@ def test_a_helper_daemonised_out_of_the_group_is_killed_with_the_evaluation(tmp_
     while _alive(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not _alive(pid), f"the candidate's helper {pid} outlived its evaluation"
+
+
+def test_a_helper_that_keeps_forking_is_killed_before_the_reference_is_timed(monkeypatch):
+    token = f"kerneldisc-test-{uuid.uuid4().hex}"
+    monkeypatch.setenv("KERNELDISC_TEST_TOKEN", token)
+    v = evaluate(load_task(CANDIDATES / "add_task"), CANDIDATES / "fork_hopper.py", CFG)
+    # Caught: the verdict stands (the kernel is correct); outran: rejected. Never left running.
+    assert v.status in ("ok", "rejected"), v.message
+    time.sleep(0.5)
+    assert not _with_token(token), "a forking helper of the candidate outlived its evaluation"
+
+
+def _with_token(token: str) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                if token.encode() in f.read() and _alive(int(entry)):
+                    found.append(int(entry))
+        except (OSError, ValueError):
+            continue
+    return found
 
 
 def _alive(pid: int) -> bool:

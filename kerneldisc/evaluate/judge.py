@@ -365,6 +365,15 @@ class Judge:
         mutated = [p for p in reply.get("mutated") or [] if p not in expected["mutates"]]
         if mutated:
             return f"custom_kernel modified its input {mutated[0]}; inputs must come back unchanged"
+        # Never read more than a plausible output: a huge file would exhaust the judge's memory.
+        limit = 8 * sum(t.nbytes for _, t in check.tensors(expected["output"])) + (1 << 20)
+        try:
+            size = os.path.getsize(path)
+        except OSError:
+            size = 0
+        if size > limit:
+            os.remove(path)
+            return f"output is {size} bytes, far more than the reference's output (not read)"
         try:
             with open(path, "rb") as f:
                 payload = f.read()
@@ -453,7 +462,12 @@ class Judge:
         """Let the candidate's process go and kill whatever it left running."""
         self._finish_child()
         self.child.close()
-        kill_orphans()
+        if kill_orphans():
+            raise Stop(
+                "rejected",
+                "the candidate left processes running that could not be killed (a helper forking itself "
+                "faster than it can be stopped); nothing it does can be timed fairly",
+            )
 
     def _bench_candidate(self, index: int, spec: dict[str, Any]):
         from kerneldisc.evaluate.problem import salted_seed

@@ -69,30 +69,43 @@ def become_subreaper() -> None:
     _libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
 
-def kill_orphans(keep: tuple[int, ...] = (), rounds: int = 50) -> int:
-    """SIGKILL every child of this process except `keep`, until none is left (a killed child's
-    own children are reparented here in turn). Returns how many were killed."""
-    me, killed = os.getpid(), 0
-    for _ in range(rounds):
-        found = [pid for pid in _children_of(me) if pid not in keep]
+def kill_orphans(keep: tuple[int, ...] = (), deadline_s: float = 5.0) -> int:
+    """SIGKILL every child of this process except `keep`, over and over, until none is left (a
+    killed child's own children are reparented here in turn, and a helper that forks anew as
+    fast as it can is caught between two forks). Returns how many are still alive at the
+    deadline: 0 unless something outran the loop."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        found = [pid for pid in _children() if pid not in keep]
         if not found:
-            break
+            return 0
         for pid in found:
             try:
                 os.kill(pid, signal.SIGKILL)
-                killed += 1
             except (ProcessLookupError, PermissionError):
                 pass
-        for pid in found:
+        for pid in found:  # reap (a zombie is a child too until reaped)
             try:
-                os.waitpid(pid, 0)
+                os.waitpid(pid, os.WNOHANG)
             except ChildProcessError:
                 pass
-    return killed
+        if time.monotonic() > deadline:
+            return len([pid for pid in _children() if pid not in keep and _alive(pid)])
 
 
-def _children_of(parent: int) -> list[int]:
-    pids = []
+def _children() -> list[int]:
+    """This process's children: the kernel's per-thread lists when it has them (fast, so a
+    fork-hopping helper is caught between two forks), else a scan of /proc."""
+    me = os.getpid()
+    try:
+        pids: set[int] = set()
+        for tid in os.listdir(f"/proc/{me}/task"):
+            with open(f"/proc/{me}/task/{tid}/children", "rb") as f:
+                pids.update(int(p) for p in f.read().split())
+        return sorted(pids)
+    except (OSError, ValueError):
+        pass
+    pids_found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -101,9 +114,17 @@ def _children_of(parent: int) -> list[int]:
                 fields = f.read().rsplit(b")", 1)[1].split()
         except (OSError, IndexError):
             continue
-        if len(fields) > 1 and int(fields[1]) == parent:
-            pids.append(int(entry))
-    return pids
+        if len(fields) > 1 and int(fields[1]) == me:
+            pids_found.append(int(entry))
+    return pids_found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return False
 
 
 @dataclass

@@ -1,0 +1,33 @@
+"""Starts a helper in a session of its own that, once the candidate's process is gone, forks into
+two lineages that keep re-forking (each parent exits, each child calls setsid) for up to 60 s, so
+that a kill aimed at a pid found a moment earlier misses. Its command line carries
+$KERNELDISC_TEST_TOKEN so a test can look for survivors."""
+
+import os
+import subprocess
+import sys
+
+_HOP = r"""
+import os, sys, time
+stop = time.monotonic() + 60
+parent = os.getppid()
+while os.getppid() == parent and time.monotonic() < stop:
+    time.sleep(0.001)
+os.fork()
+while time.monotonic() < stop:
+    if os.fork():
+        os._exit(0)
+    os.setsid()
+"""
+subprocess.Popen(
+    [sys.executable, "-S", "-c", _HOP, os.environ["KERNELDISC_TEST_TOKEN"]],
+    start_new_session=True,
+    stdin=subprocess.DEVNULL,
+    stdout=subprocess.DEVNULL,
+    stderr=subprocess.DEVNULL,
+)
+
+
+def custom_kernel(data):
+    a, b = data
+    return a + b
