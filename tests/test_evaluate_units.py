@@ -4,6 +4,10 @@ statistics, CUDA source extraction, settings and the verdict's round trip."""
 from __future__ import annotations
 
 import _thread
+import os
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -320,3 +324,33 @@ def test_outputs_cross_to_the_judge_as_raw_bytes_and_come_back_equal():
             decode(broken, "cpu")
     with pytest.raises(TypeError, match="not object"):
         encode({"x": object()})
+
+
+def test_the_judge_undoes_a_pinned_cpu_and_a_raised_nice_value_before_timing_the_reference():
+    """In a child process (its scheduling is changed for real): pinned to one CPU and reniced, as
+    a same-user candidate could do to its judge, then restored, or refused when it cannot be."""
+    code = textwrap.dedent(
+        """
+        import os
+        from kerneldisc.evaluate import judge
+        judge._SCHEDULING = (os.getpriority(os.PRIO_PROCESS, 0), frozenset(os.sched_getaffinity(0)))
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+        os.setpriority(os.PRIO_PROCESS, 0, 19)
+        try:
+            judge._restore_scheduling()
+        except judge.Stop as stop:
+            print("refused:", stop.message)
+        else:
+            restored = (os.getpriority(os.PRIO_PROCESS, 0), frozenset(os.sched_getaffinity(0)))
+            print("restored" if restored == judge._SCHEDULING else f"not restored: {restored}")
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout.strip()
+    if os.geteuid() == 0:  # root may lower nice again
+        assert out == "restored"
+    else:
+        assert (
+            out == "refused: the candidate lowered the judge's scheduling priority, which cannot be restored"
+        )

@@ -81,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     # outputs, the answer key) nor reopen its pipes through /proc/<pid>/fd.
     not_dumpable()
     become_subreaper()
+    global _SCHEDULING
+    _SCHEDULING = (os.getpriority(os.PRIO_PROCESS, 0), frozenset(os.sched_getaffinity(0)))
     link = SignedLink(args.cmd_fd, args.reply_fd)
     request = link.recv()
     if request is None:
@@ -246,6 +248,9 @@ class Judge:
 
     def _time_reference(self, index: int, spec: dict[str, Any]) -> list[float]:
         from kerneldisc.evaluate.problem import salted_seed
+
+        if self.child is not None:
+            _restore_scheduling()
         from kerneldisc.evaluate.protocol import measure
         from kerneldisc.evaluate.timing import make_timer
 
@@ -566,6 +571,28 @@ class Judge:
                 v["message"] += "; stderr shows:\n" + "\n".join(shown)
 
 
+def _restore_scheduling() -> None:
+    """Undo what a same-user candidate may have done to this process's threads (pin them to one
+    CPU, raise their nice value) so the reference is not slowed; what cannot be undone (nice is
+    only lowered with privileges) ends the evaluation."""
+    if _SCHEDULING is None:
+        return
+    nice, cpus = _SCHEDULING
+    for tid in (int(t) for t in os.listdir("/proc/self/task")):
+        try:
+            if frozenset(os.sched_getaffinity(tid)) != cpus:
+                os.sched_setaffinity(tid, cpus)
+            if os.getpriority(os.PRIO_PROCESS, tid) > nice:
+                os.setpriority(os.PRIO_PROCESS, tid, nice)
+        except ProcessLookupError:
+            continue  # the thread has ended
+        except PermissionError:
+            raise Stop(
+                "rejected", "the candidate lowered the judge's scheduling priority, which cannot be restored"
+            ) from None
+
+
+_SCHEDULING: tuple[int, frozenset[int]] | None = None  # the judge's nice value and CPUs at start
 MALFORMED = "the candidate's process sent a malformed reply (the harness was bypassed)"
 # What the candidate's process may report of a failure; "ok" and "timeout" are the judge's to say.
 _CHILD_STATUSES = ("compile_error", "incorrect", "crash", "rejected")
