@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import importlib
+import math
 import os
 import random
 import secrets
@@ -493,7 +494,10 @@ class Judge:
         _require(reply, {"times_us": list, "op_wall_s": (int, float), "checked": list})
         for saved in reply["checked"]:
             _require(saved, {"rep": int, **_OUTPUT_FACTS})
-        if not all(isinstance(t, (int, float)) and not isinstance(t, bool) for t in reply["times_us"]):
+        numbers = [*reply["times_us"], reply["op_wall_s"]]
+        if not all(
+            isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t) for t in numbers
+        ):
             raise Stop("rejected", MALFORMED)
         times = [float(t) for t in reply["times_us"]]
         if not times or min(times) <= 0:
