@@ -38,6 +38,7 @@ NAMES = [
     "shrinks_inputs", "torch_compiled", "rewrites_saved_output", "stops_judge", "stops_itself",
     "deletes_generator", "stale_late_calls", "forges_judge_answer", "computes_while_saved",
     "forges_bench_reply", "lazy_dispatch_mode", "lazy_profile_hook", "patch_builtin",
+    "sets_default_device",
 ]  # fmt: skip
 
 
@@ -77,6 +78,10 @@ def test_idle_worker_pool_left_by_a_correct_candidate_is_tolerated(verdicts):
     v = verdicts["idle_pool"]
     assert v.status == "ok" and v.correct, v.message
     assert v.benchmarks[0].runtime.repeats >= 3
+
+
+def test_torch_set_default_device_is_not_mistaken_for_an_interception_hook(verdicts):
+    assert verdicts["sets_default_device"].status == "ok", verdicts["sets_default_device"].message
 
 
 def test_torch_compile_in_a_candidate_is_not_mistaken_for_tampering(verdicts):
