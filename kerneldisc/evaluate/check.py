@@ -11,6 +11,10 @@ from typing import Any
 import torch
 
 _SCALARS = (bool, int, float, str, type(None))
+# Inputs smaller than this are copied before every timed call, so that any call drawn for a check
+# has its inputs compared too; larger ones only before the first timed call (always checked),
+# so the copies never double a large task's memory on every call.
+SNAPSHOT_ALL_BELOW_BYTES = 256 << 20
 
 
 def tensors(obj: Any, path: str = "") -> list[tuple[str, torch.Tensor]]:
@@ -74,6 +78,11 @@ def aliased_inputs(out: Any, data: Any) -> list[str]:
 def _span(t: torch.Tensor) -> tuple[int, int]:
     storage = t.untyped_storage()
     return storage.data_ptr(), storage.data_ptr() + storage.nbytes()
+
+
+def small(data: Any) -> bool:
+    """Inputs small enough to be copied before every timed call (see SNAPSHOT_ALL_BELOW_BYTES)."""
+    return sum(t.nbytes for _, t in tensors(data)) < SNAPSHOT_ALL_BELOW_BYTES
 
 
 def snapshot(obj: Any) -> Any:

@@ -12,12 +12,15 @@ protocol. One request comes in on the command pipe; one result goes out on the r
 from __future__ import annotations
 
 import argparse
+import errno
 import hashlib
 import importlib
 import math
 import os
 import random
+import resource
 import secrets
+import stat
 import threading
 import time
 from collections.abc import Callable
@@ -82,8 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     # outputs, the answer key) nor reopen its pipes through /proc/<pid>/fd.
     not_dumpable()
     become_subreaper()
-    global _SCHEDULING
+    global _SCHEDULING, _LIMITS
     _SCHEDULING = (os.getpriority(os.PRIO_PROCESS, 0), frozenset(os.sched_getaffinity(0)))
+    _LIMITS = {res: resource.getrlimit(res) for res in _WATCHED_LIMITS}
     link = SignedLink(args.cmd_fd, args.reply_fd)
     request = link.recv()
     if request is None:
@@ -111,7 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     link.on_parent_gone(abandon)
     try:
         answer = _serve(request, task, children)
-        if children:  # a rewrite after the reference was imported would poison later evaluations
+        if request.get(
+            "candidate"
+        ):  # a rewrite after the reference was imported would poison later evaluations
             _check_task_files(task, "while a candidate was running")
         link.send(answer)
     except TamperedTask as exc:  # only a candidate runs between the two checks
@@ -130,15 +136,19 @@ def main(argv: list[str] | None = None) -> int:
     os._exit(0)
 
 
-def _spawn_candidate(request: dict[str, Any], device: str) -> Child:
+def _spawn_candidate(request: dict[str, Any], device: str, reference: bool = False) -> Child:
+    """The candidate's child process, or (`reference`) the same harness running the task's
+    reference, through which the judge times the reference."""
     settings = request["settings_cpu"] if device == "cpu" else request["settings_gpu"]
     limit = settings["memory_limit_mb"]
     limits = Limits(address_space_mb=limit) if device == "cpu" else Limits(data_mb=limit)
-    work = os.path.join(request["work_dir"], "candidate")
+    work = os.path.join(request["work_dir"], "reference" if reference else "candidate")
     os.makedirs(work, exist_ok=True)
+    who = ["--candidate", os.path.join(work, "ref_kernel"), "--reference"] if reference else [
+        "--candidate", request["candidate"]]  # fmt: skip
     return Child(
         "kerneldisc.evaluate.worker",
-        ["--task", request["task_pickle"], "--candidate", request["candidate"], "--device", device],
+        ["--task", request["task_pickle"], *who, "--device", device],
         env=child_env(device),
         cwd=work,
         deadline=time.monotonic() + float(request["config"]["timeout_s"]),
@@ -180,6 +190,7 @@ def _serve(request: dict[str, Any], task, children: list[Child]) -> dict[str, An
         loader = threading.Thread(target=importlib.import_module, args=("torch",), daemon=True)
         loader.start()
         judge = Judge(task, "cpu", request["settings_cpu"], request["work_dir"], children[0])
+        judge.spawn_reference = _reference_spawner(request, "cpu", children)
 
         def prepare() -> None:
             loader.join()
@@ -207,10 +218,20 @@ def _serve(request: dict[str, Any], task, children: list[Child]) -> dict[str, An
     settings = request["settings_cpu"] if device == "cpu" else request["settings_gpu"]
     facts = cpu_facts() if device == "cpu" else gpu_facts(device)
     judge = Judge(task, device, settings, request["work_dir"], children[0] if children else None)
+    judge.spawn_reference = _reference_spawner(request, device, children)
     judge.problem = _load_trusted_problem(task)
     if not children:
         return {"reference": judge.reference_timing(facts)}
     return {"verdict": judge.verdict(request.get("reference"), facts)}
+
+
+def _reference_spawner(request: dict[str, Any], device: str, children: list[Child]) -> Callable[[], Child]:
+    def spawn() -> Child:
+        child = _spawn_candidate(request, device, reference=True)
+        children.append(child)  # closed with the others when the judge ends
+        return child
+
+    return spawn
 
 
 class Judge:
@@ -222,6 +243,9 @@ class Judge:
         self.work_dir = work_dir
         self.child = child
         self.salt = secrets.token_hex(16)
+        # The reference's own harness process (see _time_reference), started when first needed.
+        self.spawn_reference: Callable[[], Child] | None = None
+        self.reference_child: Child | None = None
         self.tests, self.benchmarks = task.specs_for(device)
 
     @property
@@ -248,19 +272,21 @@ class Judge:
         }
 
     def _time_reference(self, index: int, spec: dict[str, Any]) -> list[float]:
-        from kerneldisc.evaluate.problem import salted_seed
-
+        """The reference's call times, measured by the same harness in a process of its own, so
+        that both sides of the speedup pay the same costs around each call (the seal, the
+        report to the judge, the checks drawn). Only ever while no candidate process lives."""
         if self.child is not None:
             _restore_scheduling()
-        from kerneldisc.evaluate.protocol import measure
-        from kerneldisc.evaluate.timing import make_timer
-
-        def make_input(rep: int) -> Any:
-            return self.problem.make_input(
-                spec, salted_seed(self.salt, spec, "reference", index, rep), self.device
-            )
-
-        return measure(self.problem.ref_kernel, make_input, make_timer(self.device), self.policy)
+        try:
+            if self.reference_child is None:
+                self.reference_child = self.spawn_reference()
+                self._ready(self.reference_child)
+            return self._bench(self.reference_child, index, spec, trusted=True)
+        except (ChildDied, ChildTimeout, Stop) as exc:
+            child = self.reference_child
+            what = exc.message if isinstance(exc, Stop) else f"its process {child.exit_description()}"
+            tail = " | ".join(child.stderr.text().strip().splitlines()[-3:])
+            raise TaskFault(f"timing the reference failed: {what}" + (f": {tail}" if tail else "")) from None
 
     # --- the candidate -------------------------------------------------------------------
     def verdict(
@@ -307,8 +333,8 @@ class Judge:
     def child_timeout(self) -> float:
         return self.child.deadline - self.child.started
 
-    def _ready(self) -> None:
-        message = self.child.recv()
+    def _ready(self, child: Child | None = None) -> None:
+        message = (child or self.child).recv()
         if message.get("event") == "no_cuda":
             raise CallerError(f"device {self.device} asked for, but the candidate's process sees no CUDA GPU")
         if message.get("event") == "failed":
@@ -371,18 +397,17 @@ class Judge:
         mutated = [p for p in reply.get("mutated") or [] if p not in expected["mutates"]]
         if mutated:
             return f"custom_kernel modified its input {mutated[0]}; inputs must come back unchanged"
-        # Never read more than a plausible output: a huge file would exhaust the judge's memory.
+        # Never read more than a plausible output (a huge file would exhaust the judge's memory),
+        # and only from a regular file (not a link to /dev/zero, not a FIFO that never ends).
         limit = 8 * sum(t.nbytes for _, t in check.tensors(expected["output"])) + (1 << 20)
         try:
-            size = os.path.getsize(path)
-        except OSError:
-            size = 0
-        if size > limit:
-            os.remove(path)
-            return f"output is {size} bytes, far more than the reference's output (not read)"
-        try:
-            with open(path, "rb") as f:
-                payload = f.read()
+            payload = _read_regular(path, limit)
+        except _TooLarge as exc:
+            return f"output is {exc} bytes, far more than the reference's output (not read)"
+        except _NotRegular as exc:
+            raise Stop(
+                "rejected", f"the saved output was replaced by {exc} (not the file the harness wrote)"
+            ) from None
         except OSError as exc:
             raise Stop(
                 "rejected", f"the saved output is gone ({type(exc).__name__}); something removed it"
@@ -476,17 +501,24 @@ class Judge:
             )
 
     def _bench_candidate(self, index: int, spec: dict[str, Any]):
-        from kerneldisc.evaluate.problem import salted_seed
         from kerneldisc.evaluate.verdict import RuntimeStats
 
-        out_dir = os.path.join(self.work_dir, "candidate")
+        return RuntimeStats.from_times(self._bench(self.child, index, spec))
+
+    def _bench(self, child: Child, index: int, spec: dict[str, Any], trusted: bool = False) -> list[float]:
+        """One benchmark's call times from a harness process: the candidate's, or (`trusted`) the
+        reference's, whose outputs and clock need no checking."""
+        from kerneldisc.evaluate.problem import salted_seed
+
+        out_dir = os.path.join(self.work_dir, "reference" if trusted else "candidate")
+        salt = self.salt + ("-reference" if trusted else "")
         started = time.monotonic()
-        self.child.send(
-            {"op": "bench", "spec": spec, "salt": self.salt, "index": index, "out_dir": out_dir,
+        child.send(
+            {"op": "bench", "spec": spec, "salt": salt, "index": index, "out_dir": out_dir,
              "policy": self.settings}
         )  # fmt: skip
-        chosen, calls = self._choose_checks(spec)
-        reply = self.child.recv()
+        chosen, calls = self._choose_checks(child, spec)
+        reply = child.recv()
         wall = time.monotonic() - started
         if reply.get("ok") is not True:
             status, message = _failure(reply)
@@ -512,6 +544,10 @@ class Judge:
             )
         # The child's own clock must agree with ours: its op cannot have lasted much less than we
         # waited, and its timed calls cannot add up to more than the op.
+        if trusted:
+            for saved in reply["checked"]:
+                _remove(os.path.join(out_dir, f"bench{index}_rep{saved['rep']}.pt"))
+            return times
         op_wall = float(reply["op_wall_s"])
         if op_wall < 0.8 * wall - 0.05 or sum(times) * 1e-6 > op_wall * 1.01 + 1e-3:
             raise Stop(
@@ -525,9 +561,9 @@ class Judge:
             problem = self._judge_output(saved, path, self._expected(spec, seed))
             if problem:
                 raise Stop("incorrect", f"timed call {saved['rep']} of benchmark {_label(spec)}: {problem}")
-        return RuntimeStats.from_times(times)
+        return times
 
-    def _choose_checks(self, spec: dict[str, Any]) -> tuple[set[int], int]:
+    def _choose_checks(self, child: Child, spec: dict[str, Any]) -> tuple[set[int], int]:
         """Answer the child's report after each timed call with whether that call's output is
         checked: the first always, each later one with probability `check_fraction`. The draw
         happens here, after the call returned, so a candidate cannot know beforehand which of
@@ -536,17 +572,17 @@ class Judge:
         calls = 0
         fraction = float(self.settings["check_fraction"])
         while True:
-            message = self.child.peek()
+            message = child.peek()
             if message.get("event") != "called":
                 return chosen, calls
-            self.child.recv()
+            child.recv()
             if message.get("rep") != calls:
                 raise Stop("rejected", f"benchmark {_label(spec)}: timed calls were reported out of order")
             check = calls == 0 or _DRAW.random() < fraction
             if check:
                 chosen.add(calls)
             calls += 1
-            self.child.send({"check": check})
+            child.send({"check": check})
 
     def _finish_child(self) -> None:
         """Let the child leave cleanly (killed if it does not within 5 s)."""
@@ -575,6 +611,41 @@ class Judge:
                 v["message"] += "; stderr shows:\n" + "\n".join(shown)
 
 
+def _remove(path: str) -> None:
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
+class _NotRegular(Exception):
+    pass
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _read_regular(path: str, limit: int) -> bytes:
+    """At most `limit` bytes of a regular file; _NotRegular for anything else at that path."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise _NotRegular("a symbolic link") from None
+        raise
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise _NotRegular("something that is not a regular file")
+        if info.st_size > limit:
+            raise _TooLarge(info.st_size)
+        with os.fdopen(os.dup(fd), "rb") as f:
+            return f.read(limit + 1)[:limit]
+    finally:
+        os.close(fd)
+
+
 def _restore_scheduling() -> None:
     """Undo what a same-user candidate may have done to this process's threads (pin them to one
     CPU, raise their nice value) so the reference is not slowed; what cannot be undone (nice is
@@ -594,9 +665,21 @@ def _restore_scheduling() -> None:
             raise Stop(
                 "rejected", "the candidate lowered the judge's scheduling priority, which cannot be restored"
             ) from None
+    for res, limits in _LIMITS.items():
+        if resource.getrlimit(res) != limits:
+            try:
+                resource.setrlimit(res, limits)
+            except (ValueError, OSError):
+                raise Stop(
+                    "rejected", "the candidate lowered the judge's resource limits, which cannot be restored"
+                ) from None
 
 
 _SCHEDULING: tuple[int, frozenset[int]] | None = None  # the judge's nice value and CPUs at start
+# A same-user candidate can lower these on its judge (prlimit): memory or files for the reference.
+_WATCHED_LIMITS = (resource.RLIMIT_AS, resource.RLIMIT_DATA, resource.RLIMIT_NOFILE, resource.RLIMIT_STACK,
+                   resource.RLIMIT_CPU, resource.RLIMIT_FSIZE)  # fmt: skip
+_LIMITS: dict[int, tuple[int, int]] = {}
 MALFORMED = "the candidate's process sent a malformed reply (the harness was bypassed)"
 # What the candidate's process may report of a failure; "ok" and "timeout" are the judge's to say.
 _CHILD_STATUSES = ("compile_error", "incorrect", "crash", "rejected")
@@ -612,6 +695,8 @@ def _failure(reply: dict[str, Any], allowed: tuple[str, ...] = _CHILD_STATUSES) 
 
 
 def _require(reply: dict[str, Any], fields: dict[str, Any]) -> None:
+    if not isinstance(reply, dict):
+        raise Stop("rejected", MALFORMED)
     for key, kind in fields.items():
         if not isinstance(reply.get(key), kind) or isinstance(reply.get(key), bool) and kind is int:
             raise Stop("rejected", MALFORMED)

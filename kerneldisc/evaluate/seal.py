@@ -75,15 +75,16 @@ class Seal:
             if key not in skipped:
                 self._entries.append((f"{label}.{key}", _DICT, vars(obj), key, value))
 
-    def add_public(self, owner: Any, label: str) -> None:
+    def add_public(self, owner: Any, label: str, skip: Iterable[str] = ()) -> None:
         """Identity of the public names a module or class exposes now (shallow: no code checks)."""
+        skipped = set(skip)
         if isinstance(owner, type):
             for key in dir(owner):
-                if not key.startswith("_"):
+                if not key.startswith("_") and key not in skipped:
                     self._entries.append((f"{label}.{key}", _ATTR, owner, key, _class_member(owner, key)))
             return
         for key, value in list(vars(owner).items()):
-            if not key.startswith("_") and callable(value):
+            if not key.startswith("_") and callable(value) and key not in skipped:
                 self._entries.append((f"{label}.{key}", _DICT, vars(owner), key, value))
 
     def _deep(self, label: str, value: Any) -> None:
