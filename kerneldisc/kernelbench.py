@@ -19,7 +19,6 @@ and turn the file into GPU MODE's shape, so the evaluator treats both task kinds
 from __future__ import annotations
 
 import ast
-import importlib.util
 import types
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -156,10 +155,9 @@ def _to_device(values: tuple, device: str) -> tuple:
 
 
 def _import_file(path: Path, module_name: str) -> types.ModuleType:
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from kerneldisc.task import exec_source_file
+
+    return exec_source_file(module_name, path)
 
 
 def _describe(path: Path, tree: ast.Module) -> str:

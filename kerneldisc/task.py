@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import importlib.machinery
 import importlib.util
 import os
 import sys
@@ -187,14 +188,26 @@ def import_reference(task: Task) -> types.ModuleType:
         if mod is not None and not str(getattr(mod, "__file__", "")).startswith(folder + os.sep):
             del sys.modules[shadow]
     for name, path in task.mapped_modules.items():
-        sys.modules[name] = _exec_file(name, path)
-    return _exec_file(f"_kerneldisc_ref_{task.name}", task.path / "reference.py")
+        sys.modules[name] = exec_source_file(name, path)
+    return exec_source_file(f"_kerneldisc_ref_{task.name}", task.path / "reference.py")
 
 
-def _exec_file(module_name: str, path: Path) -> types.ModuleType:
-    spec = importlib.util.spec_from_file_location(module_name, path)
+class SourceOnlyLoader(importlib.machinery.SourceFileLoader):
+    """Compiles the source every time and never reads a bytecode cache: a candidate running as the
+    same user could plant a `__pycache__/*.pyc` that Python would run instead of the source the
+    task's digest vouches for."""
+
+    def get_code(self, fullname: str) -> types.CodeType:
+        path = self.get_filename(fullname)
+        return compile(self.get_data(path), path, "exec", dont_inherit=True)
+
+
+def exec_source_file(module_name: str, path: Path) -> types.ModuleType:
+    """Import one file as a module from its source (see SourceOnlyLoader)."""
+    loader = SourceOnlyLoader(module_name, str(path))
+    spec = importlib.util.spec_from_file_location(module_name, path, loader=loader)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    loader.exec_module(module)
     return module
 
 

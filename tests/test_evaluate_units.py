@@ -354,3 +354,24 @@ def test_the_judge_undoes_a_pinned_cpu_and_a_raised_nice_value_before_timing_the
         assert (
             out == "refused: the candidate lowered the judge's scheduling priority, which cannot be restored"
         )
+
+
+def test_bytecode_written_during_an_evaluation_is_purged_and_older_caches_are_kept(tmp_path):
+    from kerneldisc.evaluate.integrity import purge_bytecode_since
+
+    package, task = tmp_path / "pkg", tmp_path / "task"
+    for cache in (package / "sub" / "__pycache__", task / "__pycache__", task / "deeper" / "__pycache__"):
+        cache.mkdir(parents=True)
+    old = package / "sub" / "__pycache__" / "old.cpython-311.pyc"
+    old.write_bytes(b"old")
+    time.sleep(0.3)
+    since = time.time()
+    planted = [
+        package / "sub" / "__pycache__" / "mod.cpython-311.pyc",
+        task / "__pycache__" / "t.cpython-311.pyc",
+    ]
+    deeper = task / "deeper" / "__pycache__" / "x.cpython-311.pyc"  # task folders are not searched deeper
+    for path in (*planted, deeper):
+        path.write_bytes(b"planted")
+    assert sorted(purge_bytecode_since(since, package, [task])) == sorted(planted)
+    assert not any(p.exists() for p in planted) and deeper.exists() and old.exists()

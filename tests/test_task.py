@@ -265,3 +265,28 @@ def test_a_checker_that_cannot_import_what_it_uses_is_the_tasks_error(tmp_path):
     task = load_task(folder)  # no files: mapping, so `from utils import ...` finds nothing
     with pytest.raises(TaskError, match="check_implementation failed: ModuleNotFoundError"):
         evaluate(task, folder / "submission.py", EvalConfig(device="cpu", timeout_s=60))
+
+
+@pytest.mark.slow
+def test_planted_bytecode_caches_are_never_run_by_the_evaluator(tmp_path):
+    """A same-user candidate could write `__pycache__/*.pyc` files that Python loads without
+    reading the source (unchecked hash-based pycs). The evaluator's processes compile the task's
+    modules from source: a poisoned cache of the task's sibling module changes nothing."""
+    import py_compile
+
+    from kerneldisc.evaluate import EvalConfig, evaluate
+
+    folder = tmp_path / "problems" / "rowmean_py"
+    shutil.copytree(FIXTURES / "gpumode_problems" / "rowmean_py", folder)
+    shutil.copy(FIXTURES / "gpumode_problems" / "utils.py", folder.parent / "utils.py")
+    task = load_task(folder)
+    poison = tmp_path / "poison.py"
+    poison.write_text("raise RuntimeError('the planted bytecode ran')\n")
+    for module in (folder / "task.py", folder / "reference.py", folder.parent / "utils.py"):
+        py_compile.compile(
+            str(poison),
+            cfile=importlib.util.cache_from_source(str(module)),
+            invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+        )
+    v = evaluate(task, folder / "submission.py", EvalConfig(device="cpu", timeout_s=60))
+    assert v.status == "ok", v.message

@@ -20,7 +20,7 @@ from typing import Any
 from kerneldisc.errors import CandidateError, ConfigError, TaskError
 from kerneldisc.evaluate.config import EvalConfig, guess_device
 from kerneldisc.evaluate.cuda_compile import extract_cuda_sources, nvcc_check, uses_cuda_extension
-from kerneldisc.evaluate.integrity import package_guard
+from kerneldisc.evaluate.integrity import PACKAGE_ROOT, package_guard, purge_bytecode_since
 from kerneldisc.evaluate.problem import save_task
 from kerneldisc.evaluate.sandbox import Child, ChildDied, ChildTimeout, child_env
 from kerneldisc.evaluate.signing import new_key, open_signed
@@ -48,10 +48,16 @@ def evaluate(
         return early
     guard = package_guard()
     guard.check_before()
-    with tempfile.TemporaryDirectory(prefix="kerneldisc-eval-") as work:
-        path = Path(work) / "candidate.py"
-        path.write_text(source)
-        answer = _run_judge(task, cfg, device, work, candidate=str(path), reference=reference)
+    since = time.time()
+    try:
+        with tempfile.TemporaryDirectory(prefix="kerneldisc-eval-") as work:
+            path = Path(work) / "candidate.py"
+            path.write_text(source)
+            answer = _run_judge(task, cfg, device, work, candidate=str(path), reference=reference)
+    finally:
+        # Bytecode caches written while the candidate lived may be its own: they go, so that no
+        # later process (this command started anew) runs them (the evaluator's children never do).
+        purge_bytecode_since(since, PACKAGE_ROOT, _task_dirs(task))
     if guard.changed():
         return _failed(
             {"task": task.name, "candidate": label, "device": device},
@@ -149,6 +155,10 @@ def _failed(base: dict[str, Any], task: Task, status: str, message: str) -> Verd
     return Verdict(**base, status=status, message=message, tests=tests, device_facts=facts)
 
 
+def _task_dirs(task: Task) -> list[Path]:
+    return [p.parent if p.is_file() else p for p in (task.path, *task.mapped_modules.values())]
+
+
 def _encodable(obj: Any) -> Any:
     """Every string made encodable as UTF-8: a candidate's exception text may carry lone
     surrogates (JSON's "\\ud800"), which would break printing the verdict or writing a report."""
@@ -184,7 +194,8 @@ def _run_judge(
         "key": (key := new_key()),
     }
     deadline = time.monotonic() + 2 * cfg.timeout_s + _JUDGE_SLACK_S
-    judge = Child("kerneldisc.evaluate.judge", [], env=child_env(device), cwd=work, deadline=deadline)
+    env = child_env(device, tuple(str(d) for d in _task_dirs(task)))
+    judge = Child("kerneldisc.evaluate.judge", [], env=env, cwd=work, deadline=deadline)
     try:
         judge.send(request)
         envelope = judge.recv()

@@ -47,6 +47,23 @@ class SourceGuard:
             )
 
 
+def purge_bytecode_since(since: float, package: Path, folders: list[Path]) -> list[Path]:
+    """Delete the bytecode caches anywhere in `package` and directly in each of `folders` (a
+    task's, never searched deeper: a KernelBench file may sit in a home directory) whose inode
+    changed at or after `since` (ctime, which no process can set back), and return them: they
+    are recompiled when next needed."""
+    caches = [*package.rglob("__pycache__/*"), *(p for d in folders for p in (d / "__pycache__").glob("*"))]
+    removed = []
+    for path in caches:
+        try:
+            if path.is_file() and path.stat().st_ctime >= since - 0.05:  # the kernel's coarse clock
+                path.unlink()
+                removed.append(path)
+        except OSError:
+            continue
+    return removed
+
+
 _guard: SourceGuard | None = None
 
 

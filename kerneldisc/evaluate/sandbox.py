@@ -33,6 +33,42 @@ _CAP_VERSION_3 = 0x20080522
 _libc = ctypes.CDLL(None, use_errno=True)  # loaded before any fork: preexec_fn only calls into it
 
 
+# How an evaluator child starts: before anything of kerneldisc is imported, an import hook makes
+# kerneldisc's modules and the task's own top-level modules (folders in KERNELDISC_SOURCE_ONLY)
+# compile from source and never from a `__pycache__` file, which a candidate running as the same
+# user could have planted to change the judge or the reference. (kerneldisc's sources themselves
+# are hashed by integrity.py; the task's by Task.files_digest.) Then the module runs as `-m` would.
+_BOOT = """
+import importlib.machinery as m, os, runpy, sys
+
+class SourceOnly(m.SourceFileLoader):
+    def get_code(self, fullname):
+        path = self.get_filename(fullname)
+        return compile(self.get_data(path), path, "exec", dont_inherit=True)
+
+DIRS = tuple(d for d in os.environ.get("KERNELDISC_SOURCE_ONLY", "").split(os.pathsep) if d)
+
+def ours(name, path):
+    if name == "kerneldisc" or name.startswith("kerneldisc."):
+        return True
+    return path is None and any(
+        os.path.isfile(os.path.join(d, name + ".py")) or os.path.isdir(os.path.join(d, name)) for d in DIRS)
+
+class Finder:
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if not ours(name, path):
+            return None
+        spec = m.PathFinder.find_spec(name, path, target)
+        if spec is not None and type(spec.loader) is m.SourceFileLoader:
+            spec.loader = SourceOnly(spec.loader.name, spec.loader.path)
+        return spec
+
+sys.meta_path.insert(0, Finder)
+runpy.run_module(sys.argv.pop(1), run_name="__main__", alter_sys=True)
+"""
+
+
 def die_with_parent() -> None:
     """Ask the kernel to SIGKILL this process when its parent exits (from the child itself)."""
     parent = os.getppid()
@@ -206,7 +242,8 @@ class Child:
     ) -> None:
         cmd_r, cmd_w = os.pipe()
         reply_r, reply_w = os.pipe()
-        argv = [sys.executable, "-m", module, "--cmd-fd", str(cmd_r), "--reply-fd", str(reply_w), *extra_args]
+        argv = [sys.executable, "-c", _BOOT, module, "--cmd-fd", str(cmd_r), "--reply-fd", str(reply_w),
+                *extra_args]  # fmt: skip
         self.deadline = deadline
         self.started = time.monotonic()
         try:
@@ -360,9 +397,12 @@ class ParentLink:
         threading.Thread(target=watch, daemon=True, name="parent-watch").start()
 
 
-def child_env(device: str) -> dict[str, str]:
-    """The environment for evaluator children: the project importable; the interpreter on the CPU."""
+def child_env(device: str, source_dirs: tuple[str, ...] = ()) -> dict[str, str]:
+    """The environment for evaluator children: the project importable; the interpreter on the CPU;
+    the task's folders whose modules load from source only (see _BOOT)."""
     env = dict(os.environ)
+    if source_dirs:
+        env["KERNELDISC_SOURCE_ONLY"] = os.pathsep.join(source_dirs)
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env["PYTHONUNBUFFERED"] = "1"
