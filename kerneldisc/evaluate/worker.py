@@ -27,8 +27,8 @@ _sleep = time.sleep  # captured before the candidate is imported: it cannot shor
 # exists; otherwise the output is compared again after STABILITY_MIN_S).
 STABILITY_WINDOW_S = 0.025
 STABILITY_MIN_S = 0.002
-WIDE_CHECK_EVERY = 16
-RAISE_LIMIT = " (raise it: `kerneldisc eval --memory-limit MB`, or eval_memory_mb in a discover config)"  # timed calls between two checks of torch's sealed tables (see _seal_harness)
+WIDE_CHECK_EVERY = 16  # timed calls between two checks of torch's sealed tables (see _seal_harness)
+RAISE_LIMIT = " (raise it: `kerneldisc eval --memory-limit MB`, or eval_memory_mb in a discover config)"
 
 
 class Refused(Exception):
@@ -159,8 +159,8 @@ class Session:
 
         def before_call(rep: int, data: Any) -> None:
             # Only the threads' CPU use here: walking the seal right before a timed call would
-            # leave the CPU's caches full of the harness and slow a short call (the reference,
-            # timed in the judge, does no such walk). The seal is checked right after each call.
+            # leave the CPU's caches full of the harness and slow a short call. The seal is
+            # checked right after each call instead.
             self._refuse(self.guards.violation(seal=False))
             if rep == 0 or self.check.small(data):
                 before[rep] = self.check.snapshot(data)
@@ -173,8 +173,7 @@ class Session:
             if answer is None:
                 raise SystemExit(0)  # the judge is gone
             inputs_before = before.pop(rep, None)
-            if answer.get("check"):
-                self._refuse(self.guards.violation(wide=True))
+            if answer.get("check"):  # _inspect checks the seal, torch's tables and threads again
                 facts = self._inspect(out, data, inputs_before)
                 path = os.path.join(cmd["out_dir"], f"bench{index}_rep{rep}.pt")
                 saved.append({"rep": rep, "path": path, **facts, "digest": _save(out, path)})
