@@ -4,9 +4,10 @@ The judge owns everything the candidate must not touch: the salt mixed into ever
 reference outputs and the comparisons. It starts the candidate's child first (so both import
 torch in parallel), then for each test generates the same salted inputs the child does,
 computes the reference on its own copy and compares the child's saved output; for each
-benchmark it asks the child to run the timing protocol, re-checks some timed outputs and
-cross-checks the child's clock against its own. The reference is timed here with the same
-protocol. One request comes in on the command pipe; one result goes out on the reply pipe.
+benchmark it asks the child to run the timing protocol, draws after each timed call whether its
+output is checked, and cross-checks the child's clock against its own. The reference is timed
+by a second worker running `ref_kernel` through the same harness, once no process of the
+candidate's is left. One request comes in on the command pipe; one signed answer goes out.
 """
 
 from __future__ import annotations
@@ -247,12 +248,6 @@ class Judge:
         self.spawn_reference: Callable[[], Child] | None = None
         self.reference_child: Child | None = None
         self.tests, self.benchmarks = task.specs_for(device)
-
-    @property
-    def policy(self):
-        from kerneldisc.evaluate.protocol import RepeatPolicy
-
-        return RepeatPolicy.from_settings(self.settings)
 
     # --- the reference -------------------------------------------------------------------
     def reference_timing(self, facts: dict[str, Any]) -> dict[str, Any]:
