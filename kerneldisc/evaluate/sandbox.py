@@ -105,14 +105,14 @@ def become_subreaper() -> None:
     _libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
 
-def kill_orphans(keep: tuple[int, ...] = (), deadline_s: float = 5.0) -> int:
-    """SIGKILL every child of this process except `keep`, over and over, until none is left (a
+def kill_orphans(deadline_s: float = 5.0) -> int:
+    """SIGKILL every child of this process, over and over, until none is left (a
     killed child's own children are reparented here in turn, and a helper that forks anew as
     fast as it can is caught between two forks). Returns how many are still alive at the
     deadline: 0 unless something outran the loop."""
     deadline = time.monotonic() + deadline_s
     while True:
-        found = [pid for pid in _children() if pid not in keep]
+        found = _children()
         if not found:
             return 0
         for pid in found:
@@ -126,7 +126,7 @@ def kill_orphans(keep: tuple[int, ...] = (), deadline_s: float = 5.0) -> int:
             except ChildProcessError:
                 pass
         if time.monotonic() > deadline:
-            return len([pid for pid in _children() if pid not in keep and _alive(pid)])
+            return len([pid for pid in _children() if _state(pid) not in (None, b"Z")])
 
 
 def _children() -> list[int]:
@@ -145,22 +145,24 @@ def _children() -> list[int]:
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if len(fields) > 1 and int(fields[1]) == me:
+        fields = _stat_fields(int(entry))
+        if fields is not None and len(fields) > 1 and int(fields[1]) == me:
             pids_found.append(int(entry))
     return pids_found
 
 
-def _alive(pid: int) -> bool:
+def _stat_fields(pid: int) -> list[bytes] | None:
+    """/proc/<pid>/stat after the command name (state, ppid, ...), or None when it is gone."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+            return f.read().rsplit(b")", 1)[1].split()
     except (OSError, IndexError):
-        return False
+        return None
+
+
+def _state(pid: int) -> bytes | None:
+    fields = _stat_fields(pid)
+    return fields[0] if fields else None
 
 
 @dataclass
@@ -319,11 +321,7 @@ class Child:
 
     def stopped(self) -> bool:
         """The child is stopped (SIGSTOP, SIGTSTP or a tracer): it cannot answer until continued."""
-        try:
-            with open(f"/proc/{self.proc.pid}/stat", "rb") as f:
-                state = f.read().rsplit(b")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            return False
+        state = _state(self.proc.pid)
         if state in (b"T", b"t"):
             self.was_stopped = True
         return state in (b"T", b"t")
