@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import importlib.abc
 import importlib.machinery
 import importlib.util
-import os
 import sys
 import types
 from dataclasses import dataclass, field
@@ -174,22 +174,95 @@ def _load_folder(folder: Path) -> Task:
 def import_reference(task: Task) -> types.ModuleType:
     """Import a folder task's reference.py (run only inside evaluator processes).
 
-    The folder goes first on sys.path so GPU MODE's sibling imports (`from utils import ...`,
-    `from task import input_t`) resolve to the task's own files.
+    Every Python file of the task's folder (and each module task.yml maps in) is read once, now,
+    and whatever the reference imports from them (GPU MODE's `from utils import ...`,
+    `from task import input_t`, also inside functions called later) is compiled from those
+    bytes: a file a candidate rewrites or plants there afterwards is never executed. Modules of
+    the folder shadow installed ones of the same name, as they would with the folder first on
+    sys.path; nothing is added to sys.path.
     """
     if task.kind != "folder":
         raise TaskError(f"{task.path}: import_reference is for folder tasks")
-    folder = str(task.path)
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
-    # A sibling named task.py must shadow any earlier `task` module for this import.
-    for shadow in ("task", "utils", *task.mapped_modules):
-        mod = sys.modules.get(shadow)
-        if mod is not None and not str(getattr(mod, "__file__", "")).startswith(folder + os.sep):
-            del sys.modules[shadow]
-    for name, path in task.mapped_modules.items():
-        sys.modules[name] = exec_source_file(name, path)
-    return exec_source_file(f"_kerneldisc_ref_{task.name}", task.path / "reference.py")
+    pinned = PinnedSources(task.path, task.mapped_modules)
+    for name in pinned.top_level_names():
+        mod = sys.modules.get(name)
+        if mod is not None and not pinned.owns(getattr(mod, "__file__", None)):
+            del sys.modules[name]  # an earlier module of that name (another task's `task`, `utils`)
+    sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, PinnedSources)]
+    sys.meta_path.insert(0, pinned)
+    return pinned.exec_module(f"_kerneldisc_ref_{task.name}", task.path / "reference.py")
+
+
+class PinnedSources(importlib.abc.MetaPathFinder):
+    """An import finder over a task folder's Python files as they were when it was made."""
+
+    MAX_FILES = 500
+
+    def __init__(self, folder: Path, mapped: dict[str, Path]) -> None:
+        self.folder = folder.resolve()
+        self.sources: dict[Path, bytes] = {}
+        for path in sorted(self.folder.rglob("*.py"))[: self.MAX_FILES]:
+            if "__pycache__" not in path.parts and path.is_file():
+                self.sources[path.resolve()] = path.read_bytes()
+        self.mapped = {name: p.resolve() for name, p in mapped.items()}
+        for path in self.mapped.values():
+            self.sources[path] = path.read_bytes()
+
+    def top_level_names(self) -> list[str]:
+        names = set(self.mapped)
+        for path in self.sources:
+            if path.parent == self.folder:
+                names.add(path.stem)
+            elif path.name == "__init__.py" and path.parent.parent == self.folder:
+                names.add(path.parent.name)
+        return sorted(names)
+
+    def owns(self, file: str | None) -> bool:
+        return file is not None and Path(file).resolve() in self.sources
+
+    def find_spec(self, fullname: str, path=None, target=None):
+        last = fullname.rpartition(".")[2]
+        if path is None:
+            if fullname in self.mapped:
+                return self._spec(fullname, self.mapped[fullname])
+            roots = [self.folder]
+        else:
+            roots = [Path(p).resolve() for p in path]
+        for root in roots:
+            for file, package in ((root / last / "__init__.py", True), (root / f"{last}.py", False)):
+                if file in self.sources:
+                    return self._spec(fullname, file, package)
+        return None
+
+    def _spec(self, fullname: str, file: Path, package: bool = False):
+        loader = _PinnedLoader(fullname, str(file), self.sources[file])
+        return importlib.util.spec_from_file_location(
+            fullname, file, loader=loader, submodule_search_locations=[str(file.parent)] if package else None
+        )
+
+    def exec_module(self, module_name: str, path: Path) -> types.ModuleType:
+        file = path.resolve()
+        if file not in self.sources:
+            raise TaskError(f"{path}: not a file of the task")
+        spec = self._spec(module_name, file)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+
+class _PinnedLoader(importlib.machinery.SourceFileLoader):
+    """Compiles the bytes read when the task was pinned, never the file as it is now, nor a
+    bytecode cache (which a candidate running as the same user could plant)."""
+
+    def __init__(self, fullname: str, path: str, source: bytes) -> None:
+        super().__init__(fullname, path)
+        self._source = source
+
+    def get_data(self, path: str) -> bytes:
+        return self._source if path == self.path else super().get_data(path)
+
+    def get_code(self, fullname: str) -> types.CodeType:
+        return compile(self._source, self.path, "exec", dont_inherit=True)
 
 
 class SourceOnlyLoader(importlib.machinery.SourceFileLoader):

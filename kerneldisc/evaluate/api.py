@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import os
 import tempfile
 import time
 from dataclasses import asdict
@@ -20,9 +21,10 @@ from typing import Any
 from kerneldisc.errors import CandidateError, ConfigError, TaskError
 from kerneldisc.evaluate.config import EvalConfig, guess_device
 from kerneldisc.evaluate.cuda_compile import extract_cuda_sources, nvcc_check, uses_cuda_extension
+from kerneldisc.evaluate.forkserver import ForkServerError, fork_server
 from kerneldisc.evaluate.integrity import PACKAGE_ROOT, package_guard, purge_bytecode_since
-from kerneldisc.evaluate.problem import save_task
-from kerneldisc.evaluate.sandbox import Child, ChildDied, ChildTimeout, child_env
+from kerneldisc.evaluate.problem import task_to_dict
+from kerneldisc.evaluate.sandbox import ChildDied, ChildTimeout
 from kerneldisc.evaluate.signing import new_key, open_signed
 from kerneldisc.evaluate.verdict import ReferenceTiming, TestResult, Verdict
 from kerneldisc.task import Task
@@ -51,9 +53,7 @@ def evaluate(
     since = time.time()
     try:
         with tempfile.TemporaryDirectory(prefix="kerneldisc-eval-") as work:
-            path = Path(work) / "candidate.py"
-            path.write_text(source)
-            answer = _run_judge(task, cfg, device, work, candidate=str(path), reference=reference)
+            answer = _run_judge(task, cfg, device, work, candidate=source, reference=reference)
     finally:
         # Bytecode caches written while the candidate lived may be its own: they go, so that no
         # later process (this command started anew) runs them (the evaluator's children never do).
@@ -80,8 +80,23 @@ def evaluate(
             f"evaluation ran on {verdict.device} ({verdict.device_facts.get('name')}); measure the reference "
             "on the same kind of device"
         )
+    verdict.interpreted = verdict.device == "cpu" and imports_triton(source)
     verdict.elapsed_s = time.monotonic() - started
     return verdict
+
+
+def imports_triton(source: str) -> bool:
+    """Whether a candidate's code imports Triton (read statically; nothing is run)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return False
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import) and any(a.name.split(".")[0] == "triton" for a in node.names):
+            return True
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "triton":
+            return True
+    return False
 
 
 def measure_reference(task: Task, cfg: EvalConfig | None = None) -> ReferenceTiming:
@@ -179,36 +194,39 @@ def _run_judge(
     candidate: str | None,
     reference: ReferenceTiming | None,
 ) -> dict[str, Any]:
-    task_pickle = Path(work) / "task.pkl"
-    save_task(task, str(task_pickle))
     request = {
         "requested": cfg.device,
         "device": device,
         "config": asdict(cfg),
         "settings_cpu": cfg.resolved("cpu"),
         "settings_gpu": cfg.resolved(device if device != "cpu" else "cuda:0"),
-        "task_pickle": str(task_pickle),
+        "task": task_to_dict(task),
         "candidate": candidate,
         "work_dir": work,
         "reference": reference.to_dict() if reference else None,
-        "key": (key := new_key()),
+        "env": dict(os.environ),
     }
+    key = new_key()
     deadline = time.monotonic() + 2 * cfg.timeout_s + _JUDGE_SLACK_S
-    env = child_env(device, tuple(str(d) for d in _task_dirs(task)))
-    judge = Child("kerneldisc.evaluate.judge", [], env=env, cwd=work, deadline=deadline)
     try:
+        judge = fork_server().spawn()
+    except ForkServerError as exc:
+        raise TaskError(f"cannot evaluate on task {task.name}: {exc}") from None
+    try:
+        # The key goes after the request: the judge reads it only once the candidate's process
+        # has been forked, so that process never holds a copy of it.
         judge.send(request)
-        envelope = judge.recv()
+        judge.send({"key": key})
+        envelope = judge.recv(deadline)
     except (ChildDied, ChildTimeout):
-        judge.wait_exit(2.0)
         tail = " | ".join(judge.stderr.text().strip().splitlines()[-5:])
         what = f"the evaluator's judge process for task {task.name} {judge.exit_description()}"
         tail = f": {tail}" if tail else ""
         if candidate is None:
             raise TaskError(what + tail) from None
-        # The candidate runs as the same user and can kill its judge; that earns nothing.
+        # The candidate cannot signal its judge (seccomp), but whatever ended it earns nothing.
         return {"verdict": {"task": task.name, "device": device, "status": "crash",
-                            "message": f"{what} before answering (killed by the candidate?){tail}"}}  # fmt: skip
+                            "message": f"{what} before answering{tail}"}}  # fmt: skip
     finally:
         judge.close()
     answer = _encodable(open_signed(envelope, key))

@@ -54,7 +54,7 @@ class EvalConfig:
             "time_budget_s": 2.0 if gpu else 0.4,
             "min_repeats": 10 if gpu else 3,
             "max_repeats": 1000 if gpu else 50,
-            "warmup": 3 if gpu else 1,
+            "warmup": 3,
             "check_fraction": 0.05 if gpu else 0.2,
         }
         for key, value in defaults.items():

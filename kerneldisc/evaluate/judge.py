@@ -1,59 +1,44 @@
-"""Entry point of the trusted judge process (`python -m kerneldisc.evaluate.judge`).
+"""The trusted judge: one evaluation, in a process forked from the evaluator's fork server.
 
-The judge owns everything the candidate must not touch: the salt mixed into every seed, the
-reference outputs and the comparisons. It starts the candidate's child first (so both import
-torch in parallel), then for each test generates the same salted inputs the child does,
-computes the reference on its own copy and compares the child's saved output; for each
-benchmark it asks the child to run the timing protocol, draws after each timed call whether its
-output is checked, and cross-checks the child's clock against its own. The reference is timed
-by a second worker running `ref_kernel` through the same harness, once no process of the
-candidate's is left. One request comes in on the command pipe; one signed answer goes out.
+Everything a verdict depends on happens here, in a process no candidate code runs in: the
+secret salt and the inputs (generated with the task's own generator, then written into shared
+memory), the clock (the kernel's CPU accounting of the candidate's process group on the CPU;
+the judge's wall clock bounding the harness's CUDA events on a GPU), reading the outputs (from
+the stopped candidate's memory) and comparing them with the reference. The candidate's and the
+reference's harness processes are forked from here before the judge holds any secret, and are
+stopped whenever they are not serving a call.
+
+One request comes in on the command pipe (then the caller's answer key, once every harness
+process exists); one signed answer goes out.
 """
 
 from __future__ import annotations
 
-import argparse
-import errno
-import hashlib
-import importlib
 import math
 import os
 import random
-import resource
 import secrets
-import stat
-import threading
 import time
-from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
+from kerneldisc.evaluate.controller import HarnessProcess
 from kerneldisc.evaluate.sandbox import (
-    Child,
     ChildDied,
     ChildTimeout,
     Limits,
-    ParentLink,
     become_subreaper,
-    child_env,
     die_with_parent,
     kill_orphans,
     not_dumpable,
 )
-from kerneldisc.evaluate.signing import sign
-
-
-class SignedLink(ParentLink):
-    """The judge's link to its caller: every answer goes out signed with the caller's key."""
-
-    key = ""
-
-    def send(self, message: dict[str, Any]) -> None:
-        super().send(sign(message, self.key))
-
 
 _DRAW = random.SystemRandom()  # which timed calls are checked: not reproducible from any seed
 TWO_REPS = (0, 1)  # each test runs on two differently salted inputs: stale memory cannot pass twice
+MALFORMED = "the candidate's process sent a malformed reply (the harness was bypassed)"
+# What the candidate's process may report of a failure; "ok" and "timeout" are the judge's to say.
+_CHILD_STATUSES = ("compile_error", "incorrect", "crash", "rejected")
+_HANDSHAKE_QUANTILE = 0.9
 
 
 class Stop(Exception):
@@ -61,105 +46,131 @@ class Stop(Exception):
 
     def __init__(self, status: str, message: str, tests: list[dict[str, Any]] | None = None) -> None:
         super().__init__(message)
-        self.status = status
-        self.message = message
-        self.tests = tests
+        self.status, self.message, self.tests = status, message, tests
 
 
 class TaskFault(Exception):
-    """The task's own code failed in the judge (a checker that cannot import what it uses)."""
+    """The task's own code failed in the judge (a reference or checker that cannot run)."""
 
 
 class CallerError(Exception):
-    """The request cannot be served (no CUDA where CUDA was asked for, a broken task)."""
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--cmd-fd", type=int, required=True)
-    parser.add_argument("--reply-fd", type=int, required=True)
-    args = parser.parse_args(argv)
-    # A judge the candidate has stopped (SIGSTOP) cannot watch for its caller's exit; the kernel
-    # kills it when the caller goes. Set here, not in a preexec_fn: the caller has threads.
-    die_with_parent()
-    # Not dumpable: a same-user candidate can neither read this process's memory (the reference
-    # outputs, the answer key) nor reopen its pipes through /proc/<pid>/fd.
-    not_dumpable()
-    become_subreaper()
-    global _SCHEDULING, _LIMITS
-    _SCHEDULING = (os.getpriority(os.PRIO_PROCESS, 0), frozenset(os.sched_getaffinity(0)))
-    _LIMITS = {res: resource.getrlimit(res) for res in _WATCHED_LIMITS}
-    link = SignedLink(args.cmd_fd, args.reply_fd)
-    request = link.recv()
-    if request is None:
-        return 1
-    link.key = str(request.pop("key", ""))
-    from kerneldisc.evaluate.problem import read_task
-
-    # Read the task before any candidate code exists: its file sits in a folder the candidate
-    # could write to.
-    task = read_task(request["task_pickle"])
-    children: list[Child] = []
-    try:
-        _check_task_files(task, "before the evaluation started")
-    except TamperedTask as exc:
-        link.send({"caller_error": str(exc)})
-        os._exit(0)
-    if request.get("candidate"):
-        children.append(_spawn_candidate(request, request["device"]))
-
-    def abandon() -> None:  # the caller is gone: take the candidate down with us
-        for child in children:
-            child.close()
-        os._exit(1)
-
-    link.on_parent_gone(abandon)
-    try:
-        answer = _serve(request, task, children)
-        if request.get(
-            "candidate"
-        ):  # a rewrite after the reference was imported would poison later evaluations
-            _check_task_files(task, "while a candidate was running")
-        link.send(answer)
-    except TamperedTask as exc:  # only a candidate runs between the two checks
-        link.send({"verdict": {"task": task.name, "device": request["device"], "status": "rejected",
-                               "message": str(exc)}})  # fmt: skip
-    except CallerError as exc:
-        link.send({"caller_error": str(exc)})
-    except Exception as exc:  # a task whose reference cannot run is the task's fault, not the candidate's
-        link.send({"task_error": f"{type(exc).__name__}: {exc}"})
-    finally:
-        for child in children:
-            child.close()
-        kill_orphans()  # helpers the candidate daemonised out of its process group
-    # Exit without interpreter shutdown: torch may still be loading on a daemon thread when a
-    # candidate that failed to import was judged without it.
-    os._exit(0)
-
-
-def _spawn_candidate(request: dict[str, Any], device: str, reference: bool = False) -> Child:
-    """The candidate's child process, or (`reference`) the same harness running the task's
-    reference, through which the judge times the reference."""
-    settings = request["settings_cpu"] if device == "cpu" else request["settings_gpu"]
-    limit = settings["memory_limit_mb"]
-    limits = Limits(address_space_mb=limit) if device == "cpu" else Limits(data_mb=limit)
-    work = os.path.join(request["work_dir"], "reference" if reference else "candidate")
-    os.makedirs(work, exist_ok=True)
-    who = ["--candidate", os.path.join(work, "ref_kernel"), "--reference"] if reference else [
-        "--candidate", request["candidate"]]  # fmt: skip
-    return Child(
-        "kerneldisc.evaluate.worker",
-        ["--task", request["task_pickle"], *who, "--device", device],
-        env=child_env(device),
-        cwd=work,
-        deadline=time.monotonic() + float(request["config"]["timeout_s"]),
-        limits=limits,
-        tail_bytes=int(request["config"]["output_tail_bytes"]) * 4,
-    )
+    """The request cannot be served (no CUDA where CUDA was asked for)."""
 
 
 class TamperedTask(Exception):
     """The task's files changed on disk since the task was loaded."""
+
+
+def main(cmd_fd: int, reply_fd: int) -> None:
+    """The judge's whole life (in a child of the fork server); never returns."""
+    from kerneldisc.evaluate.link import SignedLink
+
+    code = 0
+    try:
+        die_with_parent()
+        not_dumpable()  # a same-user candidate can neither read this memory nor reopen its pipes
+        become_subreaper()  # helpers the candidate daemonises stay in view and die with us
+        link = SignedLink(cmd_fd, reply_fd)
+        request = link.recv()
+        if request is not None:
+            _judge(request, link)
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+        code = 1
+    finally:
+        kill_orphans()
+        os._exit(code)
+
+
+def _judge(request: dict[str, Any], link) -> None:
+    os.environ.update(request.get("env") or {})
+    from kerneldisc.evaluate.problem import load_problem, task_from_dict
+
+    task = task_from_dict(request["task"])
+    procs: list[HarnessProcess] = []
+    try:
+        _check_task_files(task, "before the evaluation started")
+        device = _usable_device(request)
+        # The reference is loaded before any candidate process exists, its modules compiled from
+        # the bytes read now (see task.import_reference).
+        problem = load_problem(task)
+        _check_task_files(task, "while the reference was loaded")
+        judge = Judge(task, problem, device, request)
+        if request.get("reference") is None:
+            # Forked first, so the candidate's seccomp filter forbids signalling it (see seccomp.py).
+            judge.reference_proc = judge.fork_harness("reference")
+            procs.append(judge.reference_proc)
+            judge.ready(judge.reference_proc)
+        if request.get("candidate"):
+            judge.candidate = judge.fork_harness("candidate")
+            procs.append(judge.candidate)
+    except (TamperedTask, CallerError) as exc:
+        link.send_before_key({"caller_error": str(exc)})
+        return
+    except (TaskFault, Stop) as exc:
+        link.send_before_key({"task_error": str(exc)})
+        return
+    except Exception as exc:
+        link.send_before_key({"task_error": f"{type(exc).__name__}: {exc}"})
+        return  # (main() kills any harness process already forked)
+    # Only now, with every harness process forked, does the judge take its secrets.
+    key_message = link.recv()
+    if not key_message:
+        return
+    link.key = str(key_message.get("key", ""))
+    for proc in procs:
+        proc.others = frozenset(p.pid for p in procs if p is not proc)
+        proc.start_tails()
+
+    def abandon() -> None:  # the caller is gone: take the harness processes down with us
+        for proc in procs:
+            proc.close()
+        os._exit(1)
+
+    link.on_parent_gone(abandon)
+    try:
+        answer = judge.serve(request)
+        if request.get("candidate"):  # a rewrite after the reference was loaded poisons later runs
+            _check_task_files(task, "while a candidate was running")
+        link.send(answer)
+    except TamperedTask as exc:  # only a candidate runs between the two checks
+        link.send({"verdict": judge.failed("rejected", str(exc))})
+    except CallerError as exc:
+        link.send({"caller_error": str(exc)})
+    except TaskFault as exc:
+        link.send({"task_error": str(exc)})
+    except Exception as exc:  # the task's reference could not run: the task's fault
+        if request.get("candidate"):
+            try:
+                _check_task_files(task, "while a candidate was running")
+            except TamperedTask as tampered:
+                link.send({"verdict": judge.failed("rejected", str(tampered))})
+                return
+        link.send({"task_error": f"{type(exc).__name__}: {exc}"})
+    finally:
+        for proc in procs:
+            proc.close()
+
+
+def _usable_device(request: dict[str, Any]) -> str:
+    """The device really used: a GPU torch can see (checked through NVML, so that CUDA is not
+    initialised before the harness processes are forked), or the CPU when `auto` found none."""
+    device = request["device"]
+    if not device.startswith("cuda"):
+        return device
+    os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] = "1"
+    import torch
+
+    if not torch.cuda.is_available():
+        if request["requested"] != "auto":
+            raise CallerError(f"device {request['requested']} asked for, but torch sees no CUDA GPU")
+        return "cpu"
+    index = torch.device(device).index or 0
+    if index >= torch.cuda.device_count():
+        raise CallerError(f"device {device} asked for, but only {torch.cuda.device_count()} GPU(s) are visible")
+    return device
 
 
 def _check_task_files(task, when: str) -> None:
@@ -172,139 +183,131 @@ def _check_task_files(task, when: str) -> None:
         )
 
 
-def _load_trusted_problem(task):
-    """Import the reference, then make sure what was imported is what was loaded: on the CPU the
-    import happens after the candidate's own import, so the candidate had a chance to rewrite it."""
-    from kerneldisc.evaluate.problem import load_problem
-
-    problem = load_problem(task)
-    _check_task_files(task, "while a candidate was running")
-    return problem
-
-
-def _serve(request: dict[str, Any], task, children: list[Child]) -> dict[str, Any]:
-    from kerneldisc.evaluate.device import cpu_facts, gpu_facts
-
-    if children and request["device"] == "cpu":
-        # torch loads on the side while the candidate imports, so a candidate that fails to
-        # import is judged without waiting for it.
-        loader = threading.Thread(target=importlib.import_module, args=("torch",), daemon=True)
-        loader.start()
-        judge = Judge(task, "cpu", request["settings_cpu"], request["work_dir"], children[0])
-        judge.spawn_reference = _reference_spawner(request, "cpu", children)
-
-        def prepare() -> None:
-            loader.join()
-            judge.problem = _load_trusted_problem(task)
-
-        return {"verdict": judge.verdict(request.get("reference"), cpu_facts(), prepare)}
-
-    import torch
-
-    device = request["device"]
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        if request["requested"] != "auto":
-            raise CallerError(f"device {request['requested']} asked for, but torch sees no CUDA GPU")
-        device = "cpu"  # NVML saw a GPU that this torch cannot use
-        if children:
-            children[0].close()
-            children[0] = _spawn_candidate(request, device)
-    if device.startswith("cuda"):
-        index = torch.device(device).index or 0
-        if index >= torch.cuda.device_count():
-            raise CallerError(
-                f"device {device} asked for, but only {torch.cuda.device_count()} GPU(s) are visible"
-            )
-        torch.cuda.set_device(index)
-    settings = request["settings_cpu"] if device == "cpu" else request["settings_gpu"]
-    facts = cpu_facts() if device == "cpu" else gpu_facts(device)
-    judge = Judge(task, device, settings, request["work_dir"], children[0] if children else None)
-    judge.spawn_reference = _reference_spawner(request, device, children)
-    judge.problem = _load_trusted_problem(task)
-    if not children:
-        return {"reference": judge.reference_timing(facts)}
-    return {"verdict": judge.verdict(request.get("reference"), facts)}
-
-
-def _reference_spawner(request: dict[str, Any], device: str, children: list[Child]) -> Callable[[], Child]:
-    def spawn() -> Child:
-        child = _spawn_candidate(request, device, reference=True)
-        children.append(child)  # closed with the others when the judge ends
-        return child
-
-    return spawn
-
-
 class Judge:
-    def __init__(self, task, device: str, settings: dict[str, Any], work_dir: str, child: Child | None):
+    def __init__(self, task, problem, device: str, request: dict[str, Any]) -> None:
         self.task = task
-        self.problem = None  # loaded once torch is (see _serve)
+        self.problem = problem
         self.device = device
-        self.settings = settings
-        self.work_dir = work_dir
-        self.child = child
-        self.salt = secrets.token_hex(16)
-        # The reference's own harness process (see _time_reference), started when first needed.
-        self.spawn_reference: Callable[[], Child] | None = None
-        self.reference_child: Child | None = None
+        self.request = request
+        self.settings = request["settings_cpu"] if device == "cpu" else request["settings_gpu"]
+        self.work_dir = request["work_dir"]
+        self.candidate: HarnessProcess | None = None
+        self.reference_proc: HarnessProcess | None = None
         self.tests, self.benchmarks = task.specs_for(device)
+        self.salt = ""  # drawn once the harness processes exist (see serve)
+        self.core = _pick_core()
+        self.gpu = device.startswith("cuda")
+        self._layouts: dict[int, str] = {}
+        if self.gpu:
+            self.arena = None  # made after the forks: CUDA must not be initialised before them
+            self._arena_fd = os.open(os.devnull, os.O_RDONLY)
+        else:
+            from kerneldisc.evaluate.arena import CpuArena
+
+            self.arena = CpuArena()
+            self._arena_fd = self.arena.fd
+        self.reader = None
+        self.uid = unprivileged_uid() if os.geteuid() == 0 else None
+
+    # --- processes -----------------------------------------------------------------------
+    def fork_harness(self, role: str) -> HarnessProcess:
+        from kerneldisc.evaluate.harness import HarnessSpec, run
+
+        limit = self.settings["memory_limit_mb"]
+        limits = Limits(address_space_mb=limit) if self.device == "cpu" else Limits(data_mb=limit)
+        work = os.path.join(self.work_dir, role)
+        os.mkdir(work, 0o700)  # fresh: never a folder that existed before this evaluation
+        source = self.request.get("candidate") if role == "candidate" else None
+        if source is not None:
+            fd = os.open(os.path.join(work, "candidate.py"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(source)
+        env: dict[str, str | None] = {"TRITON_INTERPRET": "1" if self.device == "cpu" else None}
+        uid = self.uid
+        if uid is not None:
+            os.chmod(self.work_dir, 0o711)  # its own folder is reachable, the rest not listable
+            for path in [work, *(os.path.join(work, n) for n in os.listdir(work))]:
+                os.chown(path, uid, uid)
+            # Its own home and caches: it can write nothing of the judge's user.
+            env.update(HOME=work, USER="nobody", LOGNAME="nobody", XDG_CACHE_HOME=os.path.join(work, ".cache"),
+                       TRITON_CACHE_DIR=os.path.join(work, ".triton"),
+                       TORCHINDUCTOR_CACHE_DIR=os.path.join(work, ".inductor"))  # fmt: skip
+        spec = HarnessSpec(
+            role=role, device=self.device, core=self.core, limits=limits, work_dir=work, env=env,
+            candidate_path=os.path.join(work, "candidate.py") if source is not None else None,
+            candidate_source=source, uid=uid,
+            entry=self.problem.ref_kernel if role == "reference" else self.problem.candidate_entry,
+        )  # fmt: skip
+        budget = float(self.request["config"]["timeout_s"])
+        if role == "reference":
+            budget = max(budget, 600.0)  # trusted: its time is the task's, not a candidate's
+        return HarnessProcess.fork(
+            lambda: run(spec), self._arena_fd, int(self.request["config"]["output_tail_bytes"]) * 4,
+            budget, role, read_memory=role == "candidate",
+        )  # fmt: skip
+
+    def serve(self, request: dict[str, Any]) -> dict[str, Any]:
+        from kerneldisc.evaluate.device import cpu_facts, gpu_facts
+
+        self.salt = secrets.token_hex(16)
+        if self.gpu:
+            import torch
+
+            from kerneldisc.evaluate.cuda_ipc import CudaArena, OutputReader
+
+            torch.cuda.set_device(torch.device(self.device))
+            self.arena = CudaArena(self.device)
+            self.reader = OutputReader(self.device)
+        facts = gpu_facts(self.device) if self.gpu else cpu_facts()
+        if self.candidate is None:
+            return {"reference": self.reference_timing(facts)}
+        return {"verdict": self.verdict(request.get("reference"), facts)}
+
+    def failed(self, status: str, message: str) -> dict[str, Any]:
+        return {"task": self.task.name, "device": self.device, "status": status, "message": message}
 
     # --- the reference -------------------------------------------------------------------
     def reference_timing(self, facts: dict[str, Any]) -> dict[str, Any]:
-        from kerneldisc.evaluate.verdict import RuntimeStats, aggregate
+        from kerneldisc.evaluate.verdict import aggregate
 
-        stats = [
-            RuntimeStats.from_times(self._time_reference(j, spec)) for j, spec in enumerate(self.benchmarks)
-        ]
+        stats, handshakes = self._time_reference()
         return {
             "task": self.task.name,
             "device": self.device,
             "runtime_us": aggregate([s.mean_us for s in stats], self.task.ranking_by),
             "benchmarks": [
-                {"spec": spec, "runtime": asdict(s)} for spec, s in zip(self.benchmarks, stats, strict=True)
+                {"spec": spec, "runtime": asdict(s), "handshake_us": h}
+                for spec, s, h in zip(self.benchmarks, stats, handshakes, strict=True)
             ],
             "device_facts": facts,
+            "method": _method(self.device),
         }
 
-    def _time_reference(self, index: int, spec: dict[str, Any]) -> list[float]:
-        """The reference's call times, measured by the same harness in a process of its own, so
-        that both sides of the speedup pay the same costs around each call (the seal, the
-        report to the judge, the checks drawn). Only ever while no candidate process lives."""
-        if self.child is not None:
-            _restore_scheduling()
+    def _time_reference(self):
+        """The reference's call times, through the same harness as the candidate's, in a process
+        of its own forked before the candidate's; only ever while no candidate process lives."""
+        from kerneldisc.evaluate.verdict import RuntimeStats
+
+        proc = self.reference_proc
         try:
-            if self.reference_child is None:
-                self.reference_child = self.spawn_reference()
-                self._ready(self.reference_child)
-            return self._bench(self.reference_child, index, spec, trusted=True)
+            stats, handshakes = [], []
+            for j, spec in enumerate(self.benchmarks):
+                times, overheads = self._bench(proc, j, spec, trusted=True)
+                stats.append(RuntimeStats.from_times(times))
+                handshakes.append(_quantile(overheads, _HANDSHAKE_QUANTILE) if overheads else None)
+            return stats, handshakes
         except (ChildDied, ChildTimeout, Stop) as exc:
-            child = self.reference_child
-            what = exc.message if isinstance(exc, Stop) else f"its process {child.exit_description()}"
-            tail = " | ".join(child.stderr.text().strip().splitlines()[-3:])
+            if self.candidate is not None and isinstance(exc, ChildDied) and proc.stopped_itself:
+                raise Stop("rejected", "the evaluator's reference process was stopped by the candidate") from None
+            what = exc.message if isinstance(exc, Stop) else f"its process {proc.exit_description()}"
+            tail = " | ".join(proc.tails(4000)[1].strip().splitlines()[-3:])
             raise TaskFault(f"timing the reference failed: {what}" + (f": {tail}" if tail else "")) from None
 
     # --- the candidate -------------------------------------------------------------------
-    def verdict(
-        self,
-        reference: dict[str, Any] | None,
-        facts: dict[str, Any],
-        prepare: Callable[[], None] | None = None,
-    ) -> dict[str, Any]:
-        """The verdict dict; `prepare` (loading torch and the reference) runs once the candidate
-        has imported, so a candidate that fails earlier costs no more than its own start."""
-        v: dict[str, Any] = {
-            "task": self.task.name,
-            "device": self.device,
-            "device_facts": facts,
-            "status": "ok",
-            "message": "",
-            "tests": [],
-            "benchmarks": [],
-        }
+    def verdict(self, reference: dict[str, Any] | None, facts: dict[str, Any]) -> dict[str, Any]:
+        v: dict[str, Any] = {**self.failed("ok", ""), "device_facts": facts, "tests": [], "benchmarks": []}
         try:
-            self._ready()
-            if prepare is not None:
-                prepare()
+            self.ready(self.candidate)
             v["tests"] = self._run_tests()
             failed = next((t for t in v["tests"] if not t["passed"]), None)
             if failed:
@@ -315,27 +318,45 @@ class Judge:
             v["tests"] = stop.tests or v["tests"]
         except ChildTimeout:
             v["status"] = "timeout"
-            v["message"] = f"candidate exceeded the {self.child_timeout():.0f} s time limit and was killed"
+            passed = f"after all {len(self.tests)} tests passed, " if v["tests"] and all(
+                t["passed"] for t in v["tests"]) else ""  # fmt: skip
+            v["message"] = (
+                f"candidate exceeded the {self.candidate.budget_s:.0f} s time limit {passed}and was killed"
+            )
         except ChildDied:
-            self.child.wait_exit(2.0)
             v["status"] = "crash"
-            v["message"] = f"candidate process {self.child.exit_description()} before delivering its result"
+            v["message"] = f"candidate process {self.candidate.exit_description()} before delivering its result"
         if v["status"] != "ok" and v["tests"] == []:
             v["tests"] = [{"spec": s, "passed": False, "message": "not run"} for s in self.tests]
         self._finish(v)
         return v
 
-    def child_timeout(self) -> float:
-        return self.child.deadline - self.child.started
-
-    def _ready(self, child: Child | None = None) -> None:
-        message = (child or self.child).recv()
-        if message.get("event") == "no_cuda":
-            raise CallerError(f"device {self.device} asked for, but the candidate's process sees no CUDA GPU")
+    def ready(self, proc: HarnessProcess) -> None:
+        """The harness's first message (its entry point loaded, or not); it is stopped after."""
+        message = proc.wait_ready()
         if message.get("event") == "failed":
-            raise Stop(*_failure(message, ("compile_error", "rejected")))
+            raise Stop(*_failure(message))
         if message.get("event") != "ready":
             raise Stop("rejected", MALFORMED)
+
+    def _call(self, proc: HarnessProcess, data: Any, audit: bool = False, meanwhile=None):
+        """One call of the kernel on `data`: (reply, charged µs, wall µs). The inputs are written
+        while every process of the harness is stopped."""
+        import json
+
+        layout = self.arena.write(data)
+        text = json.dumps(layout, sort_keys=True)
+        if self._layouts.get(proc.pid) != text:
+            proc.send({"op": "layout", "layout": layout})
+            self._layouts[proc.pid] = text
+        if self.gpu:
+            self.arena.prepare_call()
+        reply, cpu_ns, wall_s = proc.run({"op": "call", "audit": audit}, meanwhile)
+        if reply.get("ok") is not True:
+            raise Stop(*_failure(reply))
+        if not isinstance(reply.get("outputs"), dict):
+            raise Stop("rejected", MALFORMED)
+        return reply, cpu_ns / 1e3, wall_s * 1e6, layout
 
     def _run_tests(self) -> list[dict[str, Any]]:
         from kerneldisc.evaluate.problem import salted_seed
@@ -345,137 +366,168 @@ class Judge:
             problem = None
             for rep in TWO_REPS:
                 seed = salted_seed(self.salt, spec, "test", i, rep)
-                path = os.path.join(self.work_dir, "candidate", f"test{i}_rep{rep}.pt")
-                self.child.send({"op": "test", "spec": spec, "seed": seed, "out": path})
-                expected = self._expected(spec, seed)  # computed while the candidate runs
-                reply = self.child.recv()
-                if reply.get("ok") is not True:
-                    status, message = _failure(reply)
-                    results.append({"spec": spec, "passed": False, "message": message})
-                    results += [
-                        {"spec": s, "passed": False, "message": "not run"} for s in self.tests[i + 1 :]
-                    ]
-                    raise Stop(status, f"on test {_label(spec)}: {message}", results)
-                _require(reply, _OUTPUT_FACTS)
-                problem = self._judge_output(reply, path, expected)
+                data = self.problem.make_input(spec, seed, self.device)
+                expected: dict[str, Any] = {}
+                try:
+                    # The reference runs on the judge's own copy while the candidate runs.
+                    reply, _, _, layout = self._call(
+                        self.candidate, data, audit=True, meanwhile=lambda d=data, e=expected: e.update(self._expected(d))
+                    )
+                except Stop as stop:
+                    results.append({"spec": spec, "passed": False, "message": stop.message})
+                    results += [{"spec": s, "passed": False, "message": "not run"} for s in self.tests[i + 1 :]]
+                    raise Stop(stop.status, f"on test {_label(spec)}: {stop.message}", results) from None
+                if not expected:
+                    expected.update(self._expected(data))
+                problem = self._judge_output(reply["outputs"], data, layout, expected)
                 if problem:
                     break
             results.append({"spec": spec, "passed": problem is None, "message": problem or ""})
         return results
 
-    def _expected(self, spec: dict[str, Any], seed: int) -> dict[str, Any]:
+    def _expected(self, data: Any) -> dict[str, Any]:
         """The reference's answer on its own copy of the inputs, and what the reference itself does
-        to them (a reference that updates a cache in place permits the candidate to do the same)."""
+        to them (a reference that updates a cache in place permits the candidate the same)."""
         from kerneldisc.evaluate import check
 
-        data = self.problem.make_input(spec, seed, self.device)
         ref_data = check.snapshot(data)
         out = self.problem.ref_kernel(ref_data)
         return {
-            "data": data,
             "output": out,
             "mutates": set(check.changed_inputs(data, ref_data)),
             "aliases": bool(check.aliased_inputs(out, ref_data)),
         }
 
-    def _judge_output(self, reply: dict[str, Any], path: str, expected: dict[str, Any]) -> str | None:
-        """None if the candidate's saved output is right; raises Stop for gaming, returns why not otherwise."""
+    def _judge_output(self, described: dict[str, Any], data: Any, layout: dict[str, Any],
+                      expected: dict[str, Any]) -> str | None:  # fmt: skip
+        """None if the candidate's output is right; raises Stop for gaming, returns why not."""
         from kerneldisc.evaluate import check
-        from kerneldisc.evaluate.transfer import TransferError, decode
 
-        aliased = reply.get("aliased") or []
+        out, aliased = self._read_outputs(described, expected["output"])
         if aliased and not expected["aliases"]:
             raise Stop(
-                "rejected",
-                f"{aliased[0]} aliases the input's memory (the input itself or a view of it); return a new tensor",
-            )
-        mutated = [p for p in reply.get("mutated") or [] if p not in expected["mutates"]]
+                "rejected", f"{aliased[0]} aliases the input's memory (the input itself or a view of it); return a new tensor"
+            )  # fmt: skip
+        mutated = [p for p in self._mutated(data, layout) if p not in expected["mutates"]]
         if mutated:
             return f"custom_kernel modified its input {mutated[0]}; inputs must come back unchanged"
-        # Never read more than a plausible output (a huge file would exhaust the judge's memory),
-        # and only from a regular file (not a link to /dev/zero, not a FIFO that never ends).
-        limit = 8 * sum(t.nbytes for _, t in check.tensors(expected["output"])) + (1 << 20)
-        try:
-            payload = _read_regular(path, limit)
-        except _TooLarge as exc:
-            return f"output is {exc} bytes, far more than the reference's output (not read)"
-        except _NotRegular as exc:
-            raise Stop(
-                "rejected", f"the saved output was replaced by {exc} (not the file the harness wrote)"
-            ) from None
-        except OSError as exc:
-            raise Stop(
-                "rejected", f"the saved output is gone ({type(exc).__name__}); something removed it"
-            ) from None
-        finally:
-            if os.path.exists(path):
-                os.remove(path)
-        # Hash then load the same bytes: what is judged is exactly what the harness wrote.
-        if hashlib.sha256(payload).hexdigest() != reply.get("digest"):
-            raise Stop(
-                "rejected",
-                "the saved output changed on disk after the harness wrote it (the candidate or a process it started rewrote it)",
-            )
-        try:
-            out = decode(payload, self.device)
-        except TransferError as exc:
-            return f"output could not be read back as tensors: {type(exc).__name__}: {str(exc)[:200]}"
         checker = self.problem.check_implementation
         try:
-            # A task's own checker decides alone unless task.yml also sets tolerances.
             problem = None
             if checker is None or getattr(self.task, "tolerances_given", True):
                 problem = check.compare(out, expected["output"], self.task.rtol, self.task.atol)
             if problem is None and checker is not None:
-                problem = _run_checker(checker, check.snapshot(expected["data"]), out)
+                problem = _run_checker(checker, check.snapshot(data), out)
         except (ImportError, NameError) as exc:  # the checker cannot run at all: the task's fault
             raise TaskFault(f"check_implementation failed: {type(exc).__name__}: {exc}") from None
         except Exception as exc:  # an output odd enough to break the comparison is a wrong output
-            problem = (
-                f"output could not be compared with the reference: {type(exc).__name__}: {str(exc)[:200]}"
-            )
+            problem = f"output could not be compared with the reference: {type(exc).__name__}: {str(exc)[:200]}"
         return problem
+
+    def _read_outputs(self, described: dict[str, Any], reference_out: Any) -> tuple[Any, list[str]]:
+        """The candidate's output, read by the judge from the stopped process's memory (through
+        IPC on a GPU), and the paths of output tensors that overlap the inputs' region."""
+        import torch
+
+        from kerneldisc.evaluate import check
+        from kerneldisc.evaluate.arena import LayoutError, rebuild, span_elements
+        from kerneldisc.evaluate.memread import MemoryReadError, overlaps
+
+        metas = described.get("tensors")
+        if not isinstance(metas, list) or not all(isinstance(m, dict) for m in metas):
+            raise Stop("rejected", MALFORMED)
+        limit = 8 * sum(t.nbytes for _, t in check.tensors(reference_out)) + (1 << 20)
+        tensors, spans = [], []
+        for meta in metas:
+            dtype, shape, stride, ptr = _tensor_meta(meta)
+            nbytes = span_elements(torch.empty_strided(shape, stride, dtype=dtype, device="meta")) * (
+                torch.empty(0, dtype=dtype).element_size()
+            )
+            if nbytes > limit:
+                raise Stop("incorrect", f"output is {nbytes} bytes, far more than the reference's output (not read)")
+            try:
+                if self.gpu:
+                    tensors.append(self.reader.tensor(meta, dtype))
+                else:
+                    tensors.append(self.candidate.memory.tensor(ptr, dtype, shape, stride))
+            except (MemoryReadError, RuntimeError) as exc:
+                raise Stop("rejected", f"the output's memory could not be read ({exc}); return a plain tensor") from None
+            spans.append((ptr, nbytes))
+        try:
+            out = rebuild(described.get("tree"), tensors)
+        except (LayoutError, KeyError, TypeError, ValueError, IndexError, AttributeError):
+            raise Stop("rejected", MALFORMED) from None
+        aliased: list[str] = []
+        if not self.gpu:
+            st = os.fstat(self.arena.fd)
+            region = [m for m in self.candidate.memory.mappings()
+                      if m.inode == st.st_ino and m.device == (os.major(st.st_dev), os.minor(st.st_dev))]  # fmt: skip
+            paths = [p for p, _ in check.tensors(out)]
+            aliased = [path for path, (ptr, n) in zip(paths, spans, strict=False) if overlaps(ptr, n, region)]
+        elif described.get("aliased"):
+            aliased = [str(p) for p in described["aliased"]]
+        if self.gpu:
+            self._settle(metas, tensors)
+        return out, aliased
+
+    def _settle(self, metas: list[dict[str, Any]], first: list) -> None:
+        """On a GPU the harness's process is stopped but its kernels may not be: read the output
+        again after a pause; bytes still changing mean work left running after the reply."""
+        import torch
+
+        time.sleep(0.002)
+        for meta, before in zip(metas, first, strict=True):
+            again = self.reader.tensor(meta, before.dtype)
+            if not torch.equal(again.view(-1).view(torch.uint8), before.reshape(-1).view(torch.uint8)):
+                raise Stop("rejected", "the output kept changing after custom_kernel returned (GPU work left running)")
+
+    def _mutated(self, data: Any, layout: dict[str, Any]) -> list[str]:
+        """Inputs whose bytes in the region differ from what the judge wrote (its own copy)."""
+        from kerneldisc.evaluate import check
+
+        mutated = []
+        originals = check.tensors(data, "input")
+        for (path, original), meta in zip(originals, layout["tensors"], strict=True):
+            if not check.same_bytes(self.arena.read(meta), original):
+                mutated.append(path)
+        return mutated
 
     def _run_benchmarks(self, v: dict[str, Any], reference: dict[str, Any] | None) -> None:
         from kerneldisc.evaluate.verdict import RuntimeStats, aggregate
 
-        if self.device.startswith("cuda"):
-            import torch
-
-            torch.cuda.empty_cache()  # leave the GPU's memory to the candidate while it is timed
-        cand = [self._bench_candidate(j, spec) for j, spec in enumerate(self.benchmarks)]
+        handshakes = [b.get("handshake_us") for b in reference["benchmarks"]] if reference else None
+        cand = [self._bench_candidate(j, spec, handshakes) for j, spec in enumerate(self.benchmarks)]
         cand2 = None
         if reference is not None:
             ref = [RuntimeStats(**b["runtime"]) for b in reference["benchmarks"]]
             if self._speedup(cand, ref) > self.settings["recheck_speedup_above"]:
-                cand2 = [self._bench_candidate(j, spec) for j, spec in enumerate(self.benchmarks)]
+                cand2 = [self._bench_candidate(j, spec, handshakes) for j, spec in enumerate(self.benchmarks)]
             self._end_candidate()
         else:
-            # The reference is timed with no process of the candidate's left alive (a helper it
-            # forked could load the CPU or GPU while the reference runs); a re-measurement of the
-            # candidate, if one is needed, is therefore decided before.
-            cand2 = [self._bench_candidate(j, spec) for j, spec in enumerate(self.benchmarks)]
+            # The reference is timed with no process of the candidate's left alive; a
+            # re-measurement of the candidate, if one is needed, is therefore decided before.
+            cand2 = [self._bench_candidate(j, spec, None) for j, spec in enumerate(self.benchmarks)]
             self._end_candidate()
-            ref = [RuntimeStats.from_times(self._time_reference(j, s)) for j, s in enumerate(self.benchmarks)]
+            ref, _ = self._time_reference()
             if self._speedup(cand, ref) <= self.settings["recheck_speedup_above"]:
                 cand2 = None  # measured for nothing: the first measurement is believable
         speedup = self._speedup(cand, ref)
         if cand2 is not None:
             # Believe a large speedup only if a second, independent measurement agrees: keep the
             # more modest of the two (candidate re-timed; reference re-timed here).
-            ref2 = [
-                RuntimeStats.from_times(self._time_reference(j, s)) for j, s in enumerate(self.benchmarks)
-            ]
+            ref2, _ = self._time_reference()
             v["rechecked"] = True
             if self._speedup(cand2, ref2) < speedup:
                 cand, ref, speedup = cand2, ref2, self._speedup(cand2, ref2)
-        runtime = aggregate([s.mean_us for s in cand], self.task.ranking_by)
-        ref_runtime = aggregate([s.mean_us for s in ref], self.task.ranking_by)
         v["benchmarks"] = [
             {"spec": spec, "runtime": asdict(c), "reference": asdict(r)}
             for spec, c, r in zip(self.benchmarks, cand, ref, strict=True)
         ]
-        v.update(runtime_us=runtime, reference_runtime_us=ref_runtime, speedup=speedup)
+        v.update(
+            runtime_us=aggregate([s.mean_us for s in cand], self.task.ranking_by),
+            reference_runtime_us=aggregate([s.mean_us for s in ref], self.task.ranking_by),
+            speedup=speedup,
+        )
         v["message"] = f"all {len(self.tests)} tests passed; speedup {speedup:.3f}x over the reference"
 
     def _speedup(self, cand, ref) -> float:
@@ -484,119 +536,85 @@ class Judge:
         ranking = self.task.ranking_by
         return aggregate([s.mean_us for s in ref], ranking) / aggregate([s.mean_us for s in cand], ranking)
 
+    def _bench_candidate(self, index: int, spec: dict[str, Any], handshakes: list | None):
+        from kerneldisc.evaluate.verdict import RuntimeStats
+
+        handshake = handshakes[index] if handshakes else None
+        times, _ = self._bench(self.candidate, index, spec, trusted=False, handshake_us=handshake)
+        return RuntimeStats.from_times(times)
+
+    def _bench(self, proc: HarnessProcess, index: int, spec: dict[str, Any], trusted: bool,
+               handshake_us: float | None = None) -> tuple[list[float], list[float]]:  # fmt: skip
+        """One benchmark's charged call times (µs) and, on a GPU, the judge's wall time minus the
+        harness's event time per call (the handshake, measured on the trusted side).
+
+        CPU: a call is charged the CPU time its whole process group used from SIGCONT to SIGSTOP.
+        GPU: a call is charged the harness's CUDA-event time, but never less than the judge's own
+        wall time of the call minus the reference's handshake (so events that under-report gain
+        at most the handshake's spread)."""
+        from kerneldisc.evaluate.problem import salted_seed
+        from kerneldisc.evaluate.protocol import RepeatPolicy, rel_stderr
+
+        policy = RepeatPolicy.from_settings(self.settings)
+        salt = self.salt + ("-reference" if trusted else "")
+        fraction = float(self.settings["check_fraction"])
+        for w in range(policy.warmup):
+            data = self.problem.make_input(spec, salted_seed(salt, spec, "bench", index, -1 - w), self.device)
+            self._call(proc, data)
+        times: list[float] = []
+        overheads: list[float] = []
+        started = time.monotonic()
+        rep = 0
+        while rep < policy.max_repeats:
+            data = self.problem.make_input(spec, salted_seed(salt, spec, "bench", index, rep), self.device)
+            reply, cpu_us, wall_us, layout = self._call(proc, data)
+            if self.gpu:
+                event_us = reply.get("event_us")
+                if not isinstance(event_us, (int, float)) or isinstance(event_us, bool) or not math.isfinite(event_us):
+                    raise Stop("rejected", MALFORMED)
+                floor = wall_us - handshake_us if handshake_us is not None else 0.0
+                charged = max(float(event_us), floor)
+                overheads.append(wall_us - float(event_us))
+            else:
+                charged = cpu_us
+            if charged <= 0:
+                raise Stop("rejected", f"benchmark {_label(spec)}: a call that took no time at all")
+            times.append(charged)
+            # Whether this call's output is checked is drawn now, after it returned: no call can
+            # know beforehand that it goes unchecked (the first one always is).
+            if not trusted and (rep == 0 or _DRAW.random() < fraction):
+                problem = self._judge_output(reply["outputs"], data, layout, self._expected(data))
+                if problem:
+                    raise Stop("incorrect", f"timed call {rep} of benchmark {_label(spec)}: {problem}")
+            rep += 1
+            if rep >= policy.min_repeats and (
+                rel_stderr(times) < policy.target_rel_stderr or time.monotonic() - started >= policy.budget_s
+            ):
+                break
+        if not trusted:  # defence in depth: what the candidate patched in its own process
+            reply, _, _ = proc.run({"op": "audit"})
+            if reply.get("ok") is not True:
+                raise Stop(*_failure(reply))
+        return times, overheads
+
     def _end_candidate(self) -> None:
         """Let the candidate's process go and kill whatever it left running."""
-        self._finish_child()
-        self.child.close()
-        if kill_orphans():
+        proc = self.candidate
+        proc.close()
+        keep = frozenset({self.reference_proc.pid}) if self.reference_proc else frozenset()
+        if kill_orphans(keep=keep):
             raise Stop(
                 "rejected",
                 "the candidate left processes running that could not be killed (a helper forking itself "
                 "faster than it can be stopped); nothing it does can be timed fairly",
             )
 
-    def _bench_candidate(self, index: int, spec: dict[str, Any]):
-        from kerneldisc.evaluate.verdict import RuntimeStats
-
-        return RuntimeStats.from_times(self._bench(self.child, index, spec))
-
-    def _bench(self, child: Child, index: int, spec: dict[str, Any], trusted: bool = False) -> list[float]:
-        """One benchmark's call times from a harness process: the candidate's, or (`trusted`) the
-        reference's, whose outputs and clock need no checking."""
-        from kerneldisc.evaluate.problem import salted_seed
-
-        out_dir = os.path.join(self.work_dir, "reference" if trusted else "candidate")
-        salt = self.salt + ("-reference" if trusted else "")
-        started = time.monotonic()
-        child.send(
-            {"op": "bench", "spec": spec, "salt": salt, "index": index, "out_dir": out_dir,
-             "policy": self.settings}
-        )  # fmt: skip
-        chosen, calls = self._choose_checks(child, spec)
-        reply = child.recv()
-        wall = time.monotonic() - started
-        if reply.get("ok") is not True:
-            status, message = _failure(reply)
-            raise Stop(status, f"on benchmark {_label(spec)}: {message}")
-        _require(reply, {"times_us": list, "op_wall_s": (int, float), "checked": list})
-        for saved in reply["checked"]:
-            _require(saved, {"rep": int, **_OUTPUT_FACTS})
-        numbers = [*reply["times_us"], reply["op_wall_s"]]
-        if not all(
-            isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t) for t in numbers
-        ):
-            raise Stop("rejected", MALFORMED)
-        times = [float(t) for t in reply["times_us"]]
-        if not times or min(times) <= 0:
-            raise Stop("rejected", f"benchmark {_label(spec)}: non-positive call times reported")
-        checked = {saved.get("rep") for saved in reply["checked"]}
-        if len(times) != calls or checked != chosen or len(reply["checked"]) != len(chosen):
-            raise Stop(
-                "rejected",
-                f"benchmark {_label(spec)}: the candidate's process reported {len(times)} timed calls and "
-                f"checked outputs of calls {sorted(map(str, checked))}, but announced {calls} calls and the "
-                f"evaluator chose calls {sorted(chosen)} (the harness was bypassed)",
-            )
-        # The child's own clock must agree with ours: its op cannot have lasted much less than we
-        # waited, and its timed calls cannot add up to more than the op.
-        if trusted:
-            for saved in reply["checked"]:
-                _remove(os.path.join(out_dir, f"bench{index}_rep{saved['rep']}.pt"))
-            return times
-        op_wall = float(reply["op_wall_s"])
-        if op_wall < 0.8 * wall - 0.05 or sum(times) * 1e-6 > op_wall * 1.01 + 1e-3:
-            raise Stop(
-                "rejected",
-                f"benchmark {_label(spec)}: the candidate's clock disagrees with the evaluator's "
-                f"(its op {op_wall:.3f} s, calls {sum(times) * 1e-6:.3f} s, observed {wall:.3f} s)",
-            )
-        for saved in reply["checked"]:
-            seed = salted_seed(self.salt, spec, "bench", index, saved["rep"])
-            path = os.path.join(out_dir, f"bench{index}_rep{saved['rep']}.pt")  # never a path it names
-            problem = self._judge_output(saved, path, self._expected(spec, seed))
-            if problem:
-                raise Stop("incorrect", f"timed call {saved['rep']} of benchmark {_label(spec)}: {problem}")
-        return times
-
-    def _choose_checks(self, child: Child, spec: dict[str, Any]) -> tuple[set[int], int]:
-        """Answer the child's report after each timed call with whether that call's output is
-        checked: the first always, each later one with probability `check_fraction`. The draw
-        happens here, after the call returned, so a candidate cannot know beforehand which of
-        its calls may return stale or unfinished memory unseen. Returns (chosen, calls)."""
-        chosen: set[int] = set()
-        calls = 0
-        fraction = float(self.settings["check_fraction"])
-        while True:
-            message = child.peek()
-            if message.get("event") != "called":
-                return chosen, calls
-            child.recv()
-            if message.get("rep") != calls:
-                raise Stop("rejected", f"benchmark {_label(spec)}: timed calls were reported out of order")
-            check = calls == 0 or _DRAW.random() < fraction
-            if check:
-                chosen.add(calls)
-            calls += 1
-            child.send({"check": check})
-
-    def _finish_child(self) -> None:
-        """Let the child leave cleanly (killed if it does not within 5 s)."""
-        child = self.child
-        if child.proc.poll() is None and not child.timed_out:
-            try:
-                child.send({"op": "exit"})
-            except ChildDied:
-                pass
-            if child.wait_exit(5.0) is None:
-                child.kill()
-
     def _finish(self, v: dict[str, Any]) -> None:
-        """Let the child leave cleanly, then keep its output tails."""
-        child = self.child
-        self._finish_child()
-        limit = int(self.settings["output_tail_bytes"])
-        v["stdout_tail"] = child.stdout.text()[-limit:]
-        v["stderr_tail"] = child.stderr.text()[-limit:]
+        """Close the candidate's process group, then keep its output tails."""
+        proc = self.candidate
+        proc.close()
+        limit = int(self.request["config"]["output_tail_bytes"])
+        v["stdout_tail"], v["stderr_tail"] = proc.tails(limit)
         if v["status"] == "crash" and "before delivering" in v["message"]:
             lines = [line for line in v["stderr_tail"].splitlines() if line.strip()]
             # faulthandler's report starts with "Fatal Python error"; its first frames are the candidate's
@@ -606,98 +624,66 @@ class Judge:
                 v["message"] += "; stderr shows:\n" + "\n".join(shown)
 
 
-def _remove(path: str) -> None:
-    try:
-        os.remove(path)
-    except OSError:
-        pass
+def _method(device: str) -> str:
+    """How call times are measured, recorded with every timing so that times measured one way are
+    never compared with times measured another."""
+    return "cuda-events-2" if device.startswith("cuda") else "cpu-time-2"
 
 
-class _NotRegular(Exception):
-    pass
+def unprivileged_uid() -> int:
+    """A user id no account has, for this evaluation's harness processes (the judge is root): the
+    candidate can then write none of the caller's files, signal none of its processes, and
+    touch no other evaluation's. Drawn from 61000-65533, which user namespaces map too."""
+    import pwd
 
-
-class _TooLarge(Exception):
-    pass
-
-
-def _read_regular(path: str, limit: int) -> bytes:
-    """At most `limit` bytes of a regular file; _NotRegular for anything else at that path."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise _NotRegular("a symbolic link") from None
-        raise
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise _NotRegular("something that is not a regular file")
-        if info.st_size > limit:
-            raise _TooLarge(info.st_size)
-        with os.fdopen(os.dup(fd), "rb") as f:
-            return f.read(limit + 1)[:limit]
-    finally:
-        os.close(fd)
-
-
-def _restore_scheduling() -> None:
-    """Undo what a same-user candidate may have done to this process's threads (pin them to one
-    CPU, raise their nice value) so the reference is not slowed; what cannot be undone (nice is
-    only lowered with privileges) ends the evaluation."""
-    if _SCHEDULING is None:
-        return
-    nice, cpus = _SCHEDULING
-    for tid in (int(t) for t in os.listdir("/proc/self/task")):
+    start = os.getpid() % 4534
+    for i in range(4534):
+        uid = 61000 + (start + i) % 4534
         try:
-            if frozenset(os.sched_getaffinity(tid)) != cpus:
-                os.sched_setaffinity(tid, cpus)
-            if os.getpriority(os.PRIO_PROCESS, tid) > nice:
-                os.setpriority(os.PRIO_PROCESS, tid, nice)
-        except ProcessLookupError:
-            continue  # the thread has ended
-        except PermissionError:
-            raise Stop(
-                "rejected", "the candidate lowered the judge's scheduling priority, which cannot be restored"
-            ) from None
-    for res, limits in _LIMITS.items():
-        if resource.getrlimit(res) != limits:
-            try:
-                resource.setrlimit(res, limits)
-            except (ValueError, OSError):
-                raise Stop(
-                    "rejected", "the candidate lowered the judge's resource limits, which cannot be restored"
-                ) from None
+            pwd.getpwuid(uid)
+        except KeyError:
+            return uid
+    return 65534
 
 
-_SCHEDULING: tuple[int, frozenset[int]] | None = None  # the judge's nice value and CPUs at start
-# A same-user candidate can lower these on its judge (prlimit): memory or files for the reference.
-_WATCHED_LIMITS = (resource.RLIMIT_AS, resource.RLIMIT_DATA, resource.RLIMIT_NOFILE, resource.RLIMIT_STACK,
-                   resource.RLIMIT_CPU, resource.RLIMIT_FSIZE)  # fmt: skip
-_LIMITS: dict[int, tuple[int, int]] = {}
-MALFORMED = "the candidate's process sent a malformed reply (the harness was bypassed)"
-# What the candidate's process may report of a failure; "ok" and "timeout" are the judge's to say.
-_CHILD_STATUSES = ("compile_error", "incorrect", "crash", "rejected")
-_OUTPUT_FACTS = {"digest": str, "aliased": list, "mutated": list}
+def _pick_core() -> int | None:
+    """The one CPU the harness processes run on: the last the judge may use. The judge moves to
+    the others (when there are others), so its own work never shares the harness's caches."""
+    try:
+        allowed = os.sched_getaffinity(0)
+        core = max(allowed)
+        if len(allowed) > 1:
+            os.sched_setaffinity(0, allowed - {core})
+        return core
+    except (AttributeError, OSError, ValueError):
+        return None
 
 
-def _failure(reply: dict[str, Any], allowed: tuple[str, ...] = _CHILD_STATUSES) -> tuple[str, str]:
-    """(status, message) of a failure the child reports, checked: the child runs candidate code."""
+def _quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _tensor_meta(meta: dict[str, Any]):
+    """(dtype, shape, stride, ptr) of a tensor the harness described, validated: it comes from
+    the candidate's process."""
+    import torch
+
+    dtype = getattr(torch, str(meta.get("dtype")), None)
+    shape, stride, ptr = meta.get("shape"), meta.get("stride"), meta.get("ptr")
+    ints = lambda xs: isinstance(xs, list) and all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in xs)
+    if (not isinstance(dtype, torch.dtype) or not ints(shape) or not ints(stride) or len(shape) != len(stride)
+            or not isinstance(ptr, int) or isinstance(ptr, bool) or len(shape) > 16):  # fmt: skip
+        raise Stop("rejected", MALFORMED)
+    return dtype, shape, stride, ptr
+
+
+def _failure(reply: dict[str, Any]) -> tuple[str, str]:
+    """(status, message) of a failure the harness reports, checked: it runs candidate code."""
     status, message = reply.get("status"), reply.get("message")
-    if status not in allowed or not isinstance(message, str):
+    if status not in _CHILD_STATUSES or not isinstance(message, str):
         raise Stop("rejected", MALFORMED)
     return status, message
-
-
-def _require(reply: dict[str, Any], fields: dict[str, Any]) -> None:
-    if not isinstance(reply, dict):
-        raise Stop("rejected", MALFORMED)
-    for key, kind in fields.items():
-        if not isinstance(reply.get(key), kind) or isinstance(reply.get(key), bool) and kind is int:
-            raise Stop("rejected", MALFORMED)
-    for key in ("aliased", "mutated"):
-        if key in fields and not all(isinstance(p, str) for p in reply[key]):
-            raise Stop("rejected", MALFORMED)
 
 
 def _run_checker(checker, data: Any, out: Any) -> str | None:
@@ -714,7 +700,3 @@ def _run_checker(checker, data: Any, out: Any) -> str | None:
 
 def _label(spec: dict[str, Any]) -> str:
     return "{" + ", ".join(f"{k}: {v}" for k, v in spec.items()) + "}"
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

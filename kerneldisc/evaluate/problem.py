@@ -9,10 +9,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import inspect
-import pickle
+import json
 import types
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from kerneldisc.task import Task, import_reference
@@ -65,17 +66,24 @@ def _custom_kernel(module: types.ModuleType) -> Callable[[Any], Any]:
     return fn
 
 
-def save_task(task: Task, path: str) -> None:
-    """Hand a Task to the evaluator's children by its fields (robust to fields added later)."""
-    with open(path, "wb") as f:
-        pickle.dump({f.name: getattr(task, f.name) for f in dataclasses.fields(task)}, f)
+def task_to_dict(task: Task) -> dict[str, Any]:
+    """A Task as JSON-ready data, to hand to the judge inside its request (never through a file a
+    candidate of another evaluation could rewrite, never as a pickle)."""
+    values = {f.name: getattr(task, f.name) for f in dataclasses.fields(task)}
+    values["path"] = str(task.path)
+    values["submission_path"] = str(task.submission_path) if task.submission_path else None
+    values["mapped_modules"] = {k: str(v) for k, v in task.mapped_modules.items()}
+    return json.loads(json.dumps(values, default=str))
 
 
-def read_task(path: str) -> Task:
-    with open(path, "rb") as f:
-        values = pickle.load(f)
+def task_from_dict(values: dict[str, Any]) -> Task:
     known = {f.name for f in dataclasses.fields(Task)}
-    return Task(**{k: v for k, v in values.items() if k in known})
+    values = {k: v for k, v in values.items() if k in known}
+    values["path"] = Path(values["path"])
+    if values.get("submission_path"):
+        values["submission_path"] = Path(values["submission_path"])
+    values["mapped_modules"] = {k: Path(v) for k, v in (values.get("mapped_modules") or {}).items()}
+    return Task(**values)
 
 
 def to_device(obj: Any, device: str) -> Any:

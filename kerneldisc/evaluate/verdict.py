@@ -45,6 +45,9 @@ class BenchmarkResult:
     spec: dict[str, Any]
     runtime: RuntimeStats | None = None
     reference: RuntimeStats | None = None
+    # On a GPU, the reference's judge-side wall time minus its CUDA-event time per call (a high
+    # quantile): candidate calls are never charged less than their wall time minus this.
+    handshake_us: float | None = None
 
 
 def aggregate(means_us: list[float], ranking: str) -> float:
@@ -66,6 +69,9 @@ class ReferenceTiming:
     runtime_us: float
     benchmarks: list[BenchmarkResult]
     device_facts: dict[str, Any] = field(default_factory=dict)
+    # How call times were measured ("cpu-time-2", "cuda-events-2"; "" before these existed):
+    # times measured one way are never compared with times measured another.
+    method: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -73,10 +79,12 @@ class ReferenceTiming:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ReferenceTiming:
         benches = [
-            BenchmarkResult(b["spec"], _stats(b.get("runtime")), _stats(b.get("reference")))
+            BenchmarkResult(b["spec"], _stats(b.get("runtime")), _stats(b.get("reference")), b.get("handshake_us"))
             for b in d["benchmarks"]
         ]
-        return cls(d["task"], d["device"], d["runtime_us"], benches, d.get("device_facts") or {})
+        return cls(
+            d["task"], d["device"], d["runtime_us"], benches, d.get("device_facts") or {}, str(d.get("method") or "")
+        )
 
 
 @dataclass
@@ -95,6 +103,9 @@ class Verdict:
     speedup: float | None = None
     device_facts: dict[str, Any] = field(default_factory=dict)
     rechecked: bool = False
+    # A CPU verdict on a Triton kernel ran it through Triton's interpreter, one program after
+    # another: races cannot show, and its speed says nothing about a GPU.
+    interpreted: bool = False
     stdout_tail: str = ""
     stderr_tail: str = ""
     elapsed_s: float = 0.0
@@ -124,7 +135,8 @@ class Verdict:
 
     def summary(self) -> str:
         """A few lines for a person: status, message, tests, runtime against the reference."""
-        lines = [f"{self.status.upper()}  {self.task} <- {self.candidate}  [device: {self.device}]"]
+        where = self.device + (", Triton interpreter" if self.interpreted else "")
+        lines = [f"{self.status.upper()}  {self.task} <- {self.candidate}  [device: {where}]"]
         if self.message:
             lines.append(f"  {self.message}")
         for t in self.tests:

@@ -1,0 +1,198 @@
+"""Inputs made by the judge and handed to a harness process through shared memory.
+
+The judge generates every input in its own process (with its own generator, seed and torch
+defaults) and writes the tensors' bytes into one shared region: a sealed memfd on the CPU (see
+`CpuArena`), a CUDA allocation shared by IPC handle on a GPU (`kerneldisc.evaluate.cuda_ipc`).
+What crosses to the harness is a *layout*: the structure of the input (tuples, lists, dicts,
+scalars) with, for each tensor, its offset in the region, dtype, shape and strides. The harness
+rebuilds views over the region (`views`); it never sees a seed or the generator, and the judge
+writes each call's values only while every process of the candidate is stopped.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import math
+import mmap
+import os
+from typing import Any
+
+import torch
+
+ALIGN = 64
+_F_ADD_SEALS = 1033
+_F_SEAL_SEAL, _F_SEAL_SHRINK = 0x1, 0x2
+_SCALARS = (bool, int, float, str, type(None))
+
+
+class LayoutError(ValueError):
+    """An input the evaluator cannot hand over (an object that is neither a tensor, a container
+    nor a plain scalar), or a layout that does not fit its region."""
+
+
+def span_elements(t: torch.Tensor) -> int:
+    """How many elements of storage a (non-negatively strided) tensor view covers."""
+    if t.numel() == 0:
+        return 0
+    return 1 + sum((n - 1) * s for n, s in zip(t.shape, t.stride(), strict=True))
+
+
+def plan(data: Any) -> tuple[dict[str, Any], list[torch.Tensor], int]:
+    """(layout, flat storage spans in order, bytes needed) for a structure of inputs. Each tensor
+    keeps its shape, strides and dtype; tensors are not shared between entries."""
+    spans: list[torch.Tensor] = []
+    metas: list[dict[str, Any]] = []
+    offset = 0
+
+    def tree(obj: Any) -> Any:
+        nonlocal offset
+        if isinstance(obj, torch.Tensor):
+            if any(s < 0 for s in obj.stride()):
+                raise LayoutError("an input tensor with negative strides")
+            t = obj.detach()
+            n = span_elements(t)
+            flat = t.as_strided((n,), (1,)) if n else t.reshape(0)
+            nbytes = n * t.element_size()
+            metas.append({"offset": offset, "dtype": str(t.dtype).removeprefix("torch."), "shape": list(t.shape),
+                          "stride": list(t.stride()), "nbytes": nbytes})  # fmt: skip
+            spans.append(flat)
+            offset += -(-nbytes // ALIGN) * ALIGN
+            return {"t": len(metas) - 1}
+        if isinstance(obj, tuple):
+            return {"tuple": [tree(v) for v in obj]}
+        if isinstance(obj, list):
+            return {"list": [tree(v) for v in obj]}
+        if isinstance(obj, dict):
+            if not all(isinstance(k, (str, int)) for k in obj):
+                raise LayoutError("an input dict whose keys are not strings or integers")
+            return {"dict": [[k, tree(v)] for k, v in obj.items()]}
+        if isinstance(obj, torch.dtype):
+            return {"dtype": str(obj).removeprefix("torch.")}
+        if isinstance(obj, float) and not math.isfinite(obj):
+            return {"float": repr(obj)}
+        if isinstance(obj, _SCALARS):
+            return {"s": obj}
+        raise LayoutError(f"an input of type {type(obj).__name__} (inputs may hold tensors, tuples, lists, "
+                          "dicts, dtypes and plain scalars)")  # fmt: skip
+
+    layout = {"tree": tree(data), "tensors": metas}
+    return layout, spans, offset
+
+
+class CpuArena:
+    """A memfd the judge writes inputs into. Sealed against shrinking (a candidate that truncated
+    it would make the judge's own accesses fault) and against new seals; only the judge grows it."""
+
+    def __init__(self, name: str = "kerneldisc-inputs") -> None:
+        self.fd = os.memfd_create(name, os.MFD_ALLOW_SEALING)
+        self.size = 0
+        self.map: mmap.mmap | None = None
+        self._sealed = False
+
+    def write(self, data: Any) -> dict[str, Any]:
+        """Copy `data`'s tensors into the region; the layout the harness needs to view them."""
+        layout, spans, needed = plan(data)
+        self._reserve(needed)
+        base = self.bytes()
+        for meta, flat in zip(layout["tensors"], spans, strict=True):
+            if meta["nbytes"]:
+                raw = flat.contiguous().view(torch.uint8)
+                base[meta["offset"] : meta["offset"] + meta["nbytes"]].copy_(raw)
+        layout["size"] = self.size
+        return layout
+
+    def bytes(self) -> torch.Tensor:
+        """The whole region as a uint8 tensor (the judge's own view)."""
+        if self.map is None:
+            return torch.empty(0, dtype=torch.uint8)
+        return torch.frombuffer(self.map, dtype=torch.uint8)
+
+    def read(self, meta: dict[str, Any]) -> torch.Tensor:
+        """A copy of one input tensor as it is now in the region (for the mutation check)."""
+        return view(self.bytes(), meta).clone()
+
+    def _reserve(self, needed: int) -> None:
+        if needed <= self.size:
+            return
+        size = max(needed, 2 * self.size, 1 << 16)
+        size = -(-size // mmap.PAGESIZE) * mmap.PAGESIZE
+        if self.map is not None:
+            self.map.close()
+        os.ftruncate(self.fd, size)
+        if not self._sealed:
+            fcntl.fcntl(self.fd, _F_ADD_SEALS, _F_SEAL_SHRINK | _F_SEAL_SEAL)
+            self._sealed = True
+        self.size = size
+        self.map = mmap.mmap(self.fd, size)
+
+    def inode(self) -> tuple[int, int]:
+        info = os.fstat(self.fd)
+        return info.st_dev, info.st_ino
+
+    def close(self) -> None:
+        if self.map is not None:
+            self.map.close()
+        os.close(self.fd)
+
+
+def view(base: torch.Tensor, meta: dict[str, Any]) -> torch.Tensor:
+    """One tensor of a layout, viewed over the region `base` (uint8)."""
+    dtype = getattr(torch, meta["dtype"])
+    nbytes, offset = int(meta["nbytes"]), int(meta["offset"])
+    if not nbytes:
+        return torch.empty(meta["shape"], dtype=dtype, device=base.device)
+    if offset < 0 or offset + nbytes > base.numel():
+        raise LayoutError("layout entry outside its region")
+    flat = base[offset : offset + nbytes].view(dtype)
+    return flat.as_strided(meta["shape"], meta["stride"])
+
+
+def views(base: torch.Tensor, layout: dict[str, Any]) -> Any:
+    """The input structure of a layout, its tensors viewing the region `base`."""
+    return Viewer(base, layout)()
+
+
+class Viewer:
+    """Fresh views of a layout's inputs for each call, cheaply: the per-dtype views of the region
+    and each tensor's geometry are worked out once per layout (this runs inside the charged part
+    of every call, for candidate and reference alike)."""
+
+    def __init__(self, base: torch.Tensor, layout: dict[str, Any]) -> None:
+        self.tree = layout["tree"]
+        typed: dict[str, torch.Tensor] = {}
+        self.parts = []
+        for meta in layout["tensors"]:
+            dtype = getattr(torch, meta["dtype"])
+            size = torch.empty(0, dtype=dtype).element_size()
+            offset, nbytes = int(meta["offset"]), int(meta["nbytes"])
+            if offset < 0 or offset + nbytes > base.numel() or offset % size:
+                raise LayoutError("layout entry outside its region")
+            if meta["dtype"] not in typed:
+                usable = base.numel() // size * size
+                typed[meta["dtype"]] = base[:usable].view(dtype)
+            shape, stride = tuple(meta["shape"]), tuple(meta["stride"])
+            self.parts.append((typed[meta["dtype"]], shape, stride, offset // size, nbytes, dtype))
+
+    def __call__(self) -> Any:
+        tensors = [
+            whole.as_strided(shape, stride, first) if nbytes else torch.empty(shape, dtype=dtype, device=whole.device)
+            for whole, shape, stride, first, nbytes, dtype in self.parts
+        ]
+        return rebuild(self.tree, tensors)
+
+
+def rebuild(node: Any, tensors: list[torch.Tensor]) -> Any:
+    ((kind, value),) = node.items()
+    if kind == "t":
+        return tensors[value]
+    if kind == "tuple":
+        return tuple(rebuild(v, tensors) for v in value)
+    if kind == "list":
+        return [rebuild(v, tensors) for v in value]
+    if kind == "dict":
+        return {k: rebuild(v, tensors) for k, v in value}
+    if kind == "dtype":
+        return getattr(torch, value)
+    if kind == "float":
+        return float(value)
+    return value

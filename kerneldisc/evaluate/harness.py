@@ -1,0 +1,324 @@
+"""What runs in a harness process: the candidate's (untrusted) or the reference's (trusted, run
+the same way so both sides of a speedup pay the same per-call costs).
+
+The judge forks the process and calls `run`, which confines it before any candidate code exists
+(own session and group, memory limit, one CPU, death with the judge, no capabilities, a seccomp
+filter: see `confine`), imports the candidate, and then serves commands on fd 3, answering on
+fd 4. Between commands the judge keeps the whole process group stopped. For a call, the harness
+views the inputs the judge wrote into the arena, calls the kernel and describes where its output
+lives; it computes, times, copies and compares nothing that a verdict depends on.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import gc
+import importlib.util
+import json
+import math
+import mmap
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from kerneldisc.evaluate.controller import ARENA_FD, CMD_FD, REPLY_FD
+from kerneldisc.evaluate.sandbox import Limits
+
+_HARNESS = os.path.dirname(os.path.abspath(__file__))
+RAISE_LIMIT = " (raise it: `kerneldisc eval --memory-limit MB`, or eval_memory_mb in a discover config)"
+
+
+@dataclass
+class HarnessSpec:
+    """Everything a harness process needs, decided by the judge before it forks."""
+
+    role: str  # "candidate" | "reference"
+    device: str
+    core: int | None
+    limits: Limits
+    work_dir: str
+    env: dict[str, str | None] = field(default_factory=dict)  # None: unset
+    candidate_path: str | None = None
+    candidate_source: str | None = None  # compiled from this text, not from the file at the path
+    # Run as this user (the judge is root): the candidate can then write none of the caller's
+    # files (task folders, kerneldisc's and torch's sources, run folders) and signal none of its
+    # processes. None: stay the judge's user.
+    uid: int | None = None
+    # How the entry point is found: for the candidate, from its module (custom_kernel, or a
+    # KernelBench ModelNew wrapper); for the reference, the reference function itself.
+    entry: Callable[..., Any] | None = None
+
+
+class Refused(Exception):
+    """A call's outcome that ends the evaluation with a given status."""
+
+    def __init__(self, status: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+def run(spec: HarnessSpec) -> None:
+    """The harness process's whole life (in the forked child); never returns."""
+    link = _Link()
+    try:
+        confine(spec, link)
+        _serve(spec, link)
+    except SystemExit:
+        pass
+    except BaseException:  # the harness's own failure: say it on stderr, the judge sees a crash
+        traceback.print_exc()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+
+
+def confine(spec: HarnessSpec, link: _Link) -> None:
+    """Before any candidate code: a session and group of its own (the judge stops and kills it as
+    one), death with the judge, the memory limit, one CPU, readable by the judge only through the
+    descriptors it opens now, no capabilities, and the seccomp filter (seccomp.py)."""
+    from kerneldisc.evaluate import seccomp
+    from kerneldisc.evaluate.sandbox import become_reader, die_with_parent, drop_capabilities, set_dumpable
+
+    os.setsid()
+    die_with_parent()
+    spec.limits.apply()
+    if spec.core is not None:
+        os.sched_setaffinity(0, {spec.core})
+    if spec.uid is not None:
+        become_reader(spec.uid)
+    set_dumpable(True)
+    link.send({"event": "hello"})
+    if (link.recv() or {}).get("op") != "proceed":
+        raise SystemExit(0)
+    set_dumpable(False)  # no other process of this user can now read or write this memory
+    faulthandler.enable()  # a segfault leaves a Python traceback in the stderr tail
+    os.chdir(spec.work_dir)
+    for name, value in spec.env.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    if spec.device.startswith("cuda"):
+        import torch
+
+        torch.cuda.set_device(torch.device(spec.device))
+        torch.cuda.init()  # the driver is opened with the process's full rights, before they go
+    drop_capabilities()
+    seccomp.install(os.getpid())
+
+
+def _serve(spec: HarnessSpec, link: _Link) -> None:
+    from kerneldisc.errors import CandidateError
+    from kerneldisc.evaluate.problem import MissingEntry
+    from kerneldisc.evaluate.tripwire import Tripwire
+
+    tripwire = Tripwire()
+    if spec.device == "cpu":
+        _autotune_first_config()
+    try:
+        if spec.role == "reference":
+            kernel = spec.entry
+        else:
+            kernel = spec.entry(_import_candidate(spec.candidate_path, spec.candidate_source))
+    except (MissingEntry, CandidateError) as exc:
+        link.send({"event": "failed", "status": "rejected", "message": str(exc)})
+        return
+    except Exception as exc:
+        status = "compile_error"
+        link.send({"event": "failed", "status": status, "message": _describe(exc) + _memory_hint(exc)})
+        return
+    tampered = tripwire.check()
+    if tampered:
+        link.send({"event": "failed", "status": "rejected", "message": tampered})
+        return
+    session = Session(kernel, spec.device, tripwire)
+    # Everything alive now (torch, the candidate's module) is left out of later garbage
+    # collections, which would otherwise land in random calls' charged time.
+    gc.freeze()
+    link.send({"event": "ready"})
+    while True:
+        command = link.recv()
+        if command is None or command.get("op") == "exit":
+            return
+        if command["op"] == "layout":
+            session.set_layout(command["layout"])
+            continue
+        try:
+            reply = session.call(command) if command["op"] == "call" else session.audit()
+        except Refused as exc:
+            reply = {"ok": False, "status": exc.status, "message": exc.message}
+        except Exception as exc:
+            reply = {"ok": False, "status": classify(exc), "message": _describe(exc) + _memory_hint(exc)}
+        link.send(reply)
+
+
+class Session:
+    """The kernel, the inputs' region, and the last output (kept alive until the judge read it)."""
+
+    def __init__(self, kernel: Callable[[Any], Any], device: str, tripwire) -> None:
+        self.kernel = kernel
+        self.device = device
+        self.tripwire = tripwire
+        self.viewer = None
+        self._map: mmap.mmap | None = None
+        self.last_output: Any = None
+
+    def set_layout(self, layout: dict[str, Any]) -> None:
+        import torch
+
+        from kerneldisc.evaluate.arena import Viewer
+
+        self.last_output = None
+        if self.device.startswith("cuda"):
+            from kerneldisc.evaluate.cuda_ipc import open_arena
+
+            base = open_arena(layout["arena"])
+        else:
+            if self._map is None or len(self._map) != layout["size"]:
+                self.viewer = None  # the old views go before their mapping does
+                if self._map is not None:
+                    self._map.close()
+                self._map = mmap.mmap(ARENA_FD, layout["size"])
+            base = torch.frombuffer(self._map, dtype=torch.uint8)
+        self.viewer = Viewer(base, layout)
+
+    def call(self, command: dict[str, Any]) -> dict[str, Any]:
+        self.last_output = None
+        data = self.viewer()
+        if self.device.startswith("cuda"):
+            from kerneldisc.evaluate.cuda_ipc import timed_call
+
+            out, event_us = timed_call(self.kernel, data)
+        else:
+            out, event_us = self.kernel(data), None
+        self.last_output = out
+        reply = {"ok": True, "outputs": describe(out, self.device)}
+        if event_us is not None:
+            reply["event_us"] = event_us
+        if command.get("audit"):
+            self._refuse(self.tripwire.check())
+        return reply
+
+    def audit(self) -> dict[str, Any]:
+        self._refuse(self.tripwire.check())
+        return {"ok": True}
+
+    @staticmethod
+    def _refuse(problem: str | None) -> None:
+        if problem:
+            raise Refused("rejected", problem)
+
+
+def describe(out: Any, device: str) -> dict[str, Any]:
+    """Where the output lives, for the judge to read: its structure, and for each tensor its
+    address, dtype, shape and strides (on a GPU, the IPC handle of its allocation)."""
+    import torch
+
+    from kerneldisc.evaluate.check import output_format_problem
+
+    problem = output_format_problem(out, device)
+    if problem:
+        raise Refused(*problem)
+    tensors: list[dict[str, Any]] = []
+
+    def tree(obj: Any) -> Any:
+        if isinstance(obj, torch.Tensor):
+            meta = {"ptr": obj.data_ptr(), "dtype": str(obj.dtype).removeprefix("torch."),
+                    "shape": list(obj.shape), "stride": list(obj.stride())}  # fmt: skip
+            if obj.is_cuda:
+                from kerneldisc.evaluate.cuda_ipc import share
+
+                meta.update(share(obj))
+            tensors.append(meta)
+            return {"t": len(tensors) - 1}
+        if isinstance(obj, (tuple, list)):
+            return {type(obj).__name__: [tree(v) for v in obj]}
+        if isinstance(obj, dict):
+            return {"dict": [[k, tree(v)] for k, v in obj.items()]}
+        if isinstance(obj, float) and not math.isfinite(obj):
+            return {"float": repr(obj)}
+        return {"s": obj}
+
+    return {"tree": tree(out), "tensors": tensors}
+
+
+def classify(exc: BaseException) -> str:
+    if type(exc).__name__ == "CompilationError" or "triton.compiler" in type(exc).__module__:
+        return "compile_error"
+    return "crash"
+
+
+def _autotune_first_config() -> None:
+    """Under Triton's interpreter nothing can be benchmarked (no GPU driver), so `@triton.autotune`
+    keeps only its first config, which the interpreter runs like a plain launch."""
+    try:
+        from triton.runtime import autotuner
+    except ImportError:
+        return
+    original = autotuner.Autotuner.__init__
+
+    def first_config_only(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        self.configs = list(self.configs)[:1]
+
+    autotuner.Autotuner.__init__ = first_config_only
+
+
+def _import_candidate(path: str, source: str):
+    """The candidate as module `candidate`, compiled from the text the judge was given (the file
+    at `path` holds the same text, for tools that read a function's source, such as Triton)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if folder not in sys.path:
+        sys.path.append(folder)
+    spec = importlib.util.spec_from_loader("candidate", loader=None, origin=path)
+    module = importlib.util.module_from_spec(spec)
+    module.__file__ = path
+    sys.modules["candidate"] = module
+    exec(compile(source, path, "exec", dont_inherit=True), module.__dict__)
+    return module
+
+
+def _memory_hint(exc: BaseException) -> str:
+    if not _describe(exc).startswith("out of memory"):
+        return ""
+    return "; the candidate's memory limit may be too small for this task" + RAISE_LIMIT
+
+
+def _describe(exc: BaseException) -> str:
+    """The exception and the candidate's own frames of its traceback (harness frames left out)."""
+    text = str(exc)
+    if isinstance(exc, MemoryError) or "out of memory" in text.lower() or "can't allocate" in text.lower():
+        head = f"out of memory: {type(exc).__name__}: {text[:300]}"
+    else:
+        head = f"{type(exc).__name__}: {text[:2000]}"
+    frames = [
+        f for f in traceback.extract_tb(exc.__traceback__)
+        if _HARNESS not in f.filename and not f.filename.startswith("<frozen")
+    ][-4:]  # fmt: skip
+    lines = "".join(traceback.format_list(frames)).rstrip()
+    return head + ("\n" + lines if lines else "")
+
+
+class _Link:
+    """The harness's side of its two pipes: JSON-line commands in on fd 3, replies out on fd 4."""
+
+    def __init__(self) -> None:
+        self._pending = b""
+
+    def recv(self) -> dict[str, Any] | None:
+        while b"\n" not in self._pending:
+            chunk = os.read(CMD_FD, 1 << 16)
+            if not chunk:
+                return None
+            self._pending += chunk
+        line, _, self._pending = self._pending.partition(b"\n")
+        return json.loads(line)
+
+    def send(self, message: dict[str, Any]) -> None:
+        data = json.dumps(message).encode() + b"\n"
+        while data:
+            data = data[os.write(REPLY_FD, data) :]
