@@ -2,6 +2,11 @@
 class is reached, wrong candidates fail for the right reason, and the evaluator survives
 candidates that exit, segfault, hang, flood their output or try to game the measurement.
 
+The candidates are grouped by the classes of attack in docs/evaluator.md. An attack either gets
+a verdict that names it, or gains nothing: a candidate whose trick cannot reach what the verdict
+depends on is judged on what it really did (its speedup stays that of an honest `a + b`, which
+is about 1x; no bound here is tight enough for the machine's load to matter).
+
 All verdicts are computed once, two at a time from a thread pool (which also exercises
 `evaluate` being called from several threads at once), and shared by the tests below.
 """
@@ -19,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from kerneldisc.evaluate import EvalConfig, Verdict, evaluate
-from kerneldisc.task import load_task
+from kerneldisc.task import load_task, task_files_digest
 
 pytestmark = pytest.mark.slow
 
@@ -28,23 +33,35 @@ CFG = EvalConfig(device="cpu", timeout_s=25)
 HANG_TIMEOUT_S = 5.0
 COMPILE_TIMEOUT_S = 240.0  # inductor compiles C++ on a cold cache: tens of seconds on a loaded 2-core machine
 BOMB_MEMORY_MB = 1024  # a small limit: touching memory is slow, the bomb should hit it fast
+NO_GAIN = 5.0  # far above an honest a + b (about 1x), far below what the games claimed (50x and more)
 NAMES = [
-    "add_triton", "syntax_error", "import_error", "wrong_values", "wrong_shape", "wrong_dtype", "nan_output",
-    "mutates_input", "returns_input", "returns_view", "partial_write", "caches_result", "exit_at_import",
-    "exit_in_call", "os_exit", "segfault", "hang", "flood", "patch_perf_counter", "patch_perf_counter_ns",
-    "patch_monotonic", "background_thread", "no_custom_kernel", "fake_verdict", "memory_bomb",
-    "subclass_output", "raises", "kills_judge", "idle_pool", "spinning_thread", "late_write_timer",
-    "late_write_slow_timer", "patch_harness_timer", "patch_captured_clock", "rewrite_timer_code",
-    "shrinks_inputs", "torch_compiled", "rewrites_saved_output", "stops_judge", "stops_itself",
-    "deletes_generator", "stale_late_calls", "forges_judge_answer", "computes_while_saved",
-    "forges_bench_reply", "lazy_dispatch_mode", "lazy_profile_hook", "patch_builtin",
-    "sets_default_device",
+    "add_torch", "add_triton", "syntax_error", "import_error", "wrong_values", "wrong_shape", "wrong_dtype",
+    "nan_output", "mutates_input", "returns_input", "returns_view", "partial_write", "caches_result",
+    "exit_at_import", "exit_in_call", "os_exit", "segfault", "hang", "flood", "patch_perf_counter",
+    "patch_perf_counter_ns", "patch_monotonic", "background_thread", "no_custom_kernel", "fake_verdict",
+    "memory_bomb", "subclass_output", "raises", "kills_judge", "idle_pool", "spinning_thread",
+    "late_write_timer", "late_write_slow_timer", "patch_harness_timer", "patch_captured_clock",
+    "rewrite_timer_code", "shrinks_inputs", "torch_compiled", "rewrites_saved_output", "stops_judge",
+    "stops_itself", "deletes_generator", "stale_late_calls", "forges_judge_answer", "computes_while_saved",
+    "forges_bench_reply", "lazy_dispatch_mode", "lazy_profile_hook", "patch_builtin", "sets_default_device",
+    # the second design's classes (docs/evaluator.md, "Threat model")
+    "defer_itimer", "defer_finalizer", "defer_gc_callback", "defer_audit_hook", "defer_main_thread",
+    "patch_library_functions", "lies_about_output", "points_to_nowhere", "edits_harness_memory",
+    "ctypes_pokes_inputs", "plants_modules", "peeks_future_inputs", "one_thread", "threads_split",
+    "numpy_float64", "idle_pool_in_file", "sets_default_dtype", "triton_autotune", "jit_scripted",
+    "escapes_sandbox", "forks_per_call",
 ]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
-def verdicts() -> dict[str, Verdict]:
-    task = load_task(CANDIDATES / "add_task")
+def task():
+    return load_task(CANDIDATES / "add_task")
+
+
+@pytest.fixture(scope="module")
+def verdicts(task, tmp_path_factory) -> dict[str, Verdict]:
+    marker = tmp_path_factory.mktemp("planted") / "ran"
+    os.environ["KERNELDISC_TEST_MARKER"] = str(marker)
 
     def one(name: str) -> tuple[str, Verdict]:
         cfg = CFG
@@ -58,14 +75,29 @@ def verdicts() -> dict[str, Verdict]:
             cfg = replace(CFG, timeout_s=COMPILE_TIMEOUT_S)
         return name, evaluate(task, CANDIDATES / f"{name}.py", cfg)
 
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        return dict(pool.map(one, NAMES))
+    try:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            found = dict(pool.map(one, NAMES))
+    finally:
+        del os.environ["KERNELDISC_TEST_MARKER"]
+    found["_marker"] = marker  # type: ignore[assignment]
+    return found
 
 
-def test_correct_triton_candidate_is_ok_with_measured_speedup(verdicts):
+def _gains_nothing(v: Verdict) -> None:
+    assert v.status == "ok", v.message
+    assert v.speedup is not None and v.speedup < NO_GAIN, v.message
+
+
+# --- honest candidates ------------------------------------------------------------------------
+
+
+def test_correct_triton_candidate_is_ok_with_measured_speedup_and_says_it_was_interpreted(verdicts):
     v = verdicts["add_triton"]
     assert v.status == "ok" and v.correct, v.message
     assert v.device == "cpu" and v.device_facts["device"] == "cpu"
+    assert v.interpreted and json.loads(json.dumps(v.to_dict()))["interpreted"] is True
+    assert "Triton interpreter" in v.summary()
     assert all(t.passed for t in v.tests) and len(v.tests) == 2
     assert v.runtime_us > 0 and v.reference_runtime_us > 0
     assert v.speedup == pytest.approx(v.reference_runtime_us / v.runtime_us)
@@ -74,32 +106,38 @@ def test_correct_triton_candidate_is_ok_with_measured_speedup(verdicts):
     assert bench.runtime.mean_us == pytest.approx(v.runtime_us)  # one benchmark: the aggregate is its mean
 
 
-def test_idle_worker_pool_left_by_a_correct_candidate_is_tolerated(verdicts):
-    v = verdicts["idle_pool"]
+def test_a_plain_torch_candidate_is_not_marked_interpreted(verdicts):
+    v = verdicts["add_torch"]
+    assert v.status == "ok" and not v.interpreted, v.message
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["idle_pool", "idle_pool_in_file", "sets_default_device", "sets_default_dtype", "torch_compiled",
+     "jit_scripted", "numpy_float64", "triton_autotune"],
+)  # fmt: skip
+def test_legitimate_kernels_are_ok(verdicts, name):
+    v = verdicts[name]
     assert v.status == "ok" and v.correct, v.message
     assert v.benchmarks[0].runtime.repeats >= 3
 
 
-def test_torch_set_default_device_is_not_mistaken_for_an_interception_hook(verdicts):
-    assert verdicts["sets_default_device"].status == "ok", verdicts["sets_default_device"].message
-
-
-def test_torch_compile_in_a_candidate_is_not_mistaken_for_tampering(verdicts):
-    v = verdicts["torch_compiled"]
-    assert v.status == "ok" and v.correct, v.message
-
-
-def test_thread_still_in_the_candidates_code_is_named_with_its_line(verdicts):
-    assert "in finish at candidate.py:14" in verdicts["background_thread"].message
+def test_autotune_under_the_interpreter_runs_its_first_config(verdicts):
+    v = verdicts["triton_autotune"]
+    assert v.status == "ok" and v.interpreted, v.message
+    assert "active drivers" not in v.message + v.stderr_tail
 
 
 def test_verdict_is_json_ready_with_the_contract_fields(verdicts):
     d = json.loads(json.dumps(verdicts["add_triton"].to_dict()))
     for key in ("task", "candidate", "device", "status", "correct", "message", "tests", "benchmarks",
-                "runtime_us", "reference_runtime_us", "speedup"):  # fmt: skip
+                "runtime_us", "reference_runtime_us", "speedup", "interpreted"):  # fmt: skip
         assert key in d
     assert d["tests"][0].keys() >= {"spec", "passed", "message"}
     assert d["benchmarks"][0]["runtime"]["mean_us"] > 0
+
+
+# --- wrong, broken and dying candidates --------------------------------------------------------
 
 
 @pytest.mark.parametrize("name", ["syntax_error", "import_error"])
@@ -121,7 +159,6 @@ def test_candidate_that_does_not_import_is_a_compile_error(verdicts, name):
         ("partial_write", "mismatch beyond tolerance"),
         ("caches_result", "mismatch beyond tolerance"),
         ("fake_verdict", "mismatch beyond tolerance"),
-        ("late_write_slow_timer", "mismatch beyond tolerance"),
         ("computes_while_saved", "shape mismatch: got (0,), expected (1000,)"),
     ],
 )
@@ -130,109 +167,6 @@ def test_wrong_candidate_is_incorrect_for_the_right_reason(verdicts, name, reaso
     assert v.status == "incorrect" and not v.correct, v.message
     assert reason in v.message
     assert not v.tests[0].passed and reason in v.tests[0].message
-    assert v.speedup is None
-
-
-def test_stale_output_on_late_timed_calls_is_caught_by_a_check_drawn_after_the_call(verdicts):
-    v = verdicts["stale_late_calls"]
-    assert v.status == "incorrect" and v.speedup is None, v.message
-    assert all(t.passed for t in v.tests)  # the tests alone cannot see it
-    assert "timed call" in v.message and "of benchmark {size: 4096" in v.message
-    assert "timed call 0 " not in v.message  # the first timed call was honest
-
-
-def test_a_forged_answer_on_the_judges_pipe_earns_nothing(verdicts):
-    v = verdicts["forges_judge_answer"]
-    # The judge is not dumpable and, as root, the candidate has no capabilities: the pipe cannot
-    # be opened; were it opened, the unsigned line would be refused by the caller.
-    assert v.status in ("compile_error", "rejected") and v.speedup is None, v.message
-    assert "Permission denied" in v.message or "not signed by the judge" in v.message
-
-
-def test_a_helper_daemonised_out_of_the_group_is_killed_with_the_evaluation(tmp_path, monkeypatch):
-    pidfile = tmp_path / "helper.pid"
-    monkeypatch.setenv("KERNELDISC_TEST_PIDFILE", str(pidfile))
-    v = evaluate(load_task(CANDIDATES / "add_task"), CANDIDATES / "daemon_helper.py", CFG)
-    assert v.status == "ok", v.message
-    pid = int(pidfile.read_text())
-    deadline = time.monotonic() + 5
-    while _alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not _alive(pid), f"the candidate's helper {pid} outlived its evaluation"
-
-
-def test_a_helper_that_keeps_forking_is_killed_before_the_reference_is_timed(monkeypatch):
-    token = f"kerneldisc-test-{uuid.uuid4().hex}"
-    monkeypatch.setenv("KERNELDISC_TEST_TOKEN", token)
-    v = evaluate(load_task(CANDIDATES / "add_task"), CANDIDATES / "fork_hopper.py", CFG)
-    # Caught: the verdict stands (the kernel is correct); outran: rejected. Never left running.
-    assert v.status in ("ok", "rejected"), v.message
-    time.sleep(0.5)
-    assert not _with_token(token), "a forking helper of the candidate outlived its evaluation"
-
-
-def _with_token(token: str) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                if token.encode() in f.read() and _alive(int(entry)):
-                    found.append(int(entry))
-        except (OSError, ValueError):
-            continue
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-@pytest.mark.parametrize("name", ["returns_input", "returns_view"])
-def test_output_aliasing_an_input_is_rejected(verdicts, name):
-    v = verdicts[name]
-    assert v.status == "rejected"
-    assert "aliases the input" in v.message
-
-
-@pytest.mark.parametrize(
-    "name, reason",
-    [
-        ("patch_perf_counter", "time.perf_counter"),
-        ("patch_perf_counter_ns", "time.perf_counter_ns"),
-        ("patch_monotonic", "time.monotonic"),
-        ("background_thread", "thread(s) running after returning"),
-        ("spinning_thread", "thread(s) running after returning"),
-        ("late_write_timer", "kept changing after custom_kernel returned"),
-        ("no_custom_kernel", "no custom_kernel"),
-        ("subclass_output", "Tensor subclass"),
-        # The harness's own code in the candidate's process: found by name, through gc, or by
-        # rewriting a function's code, and torch's input generator replaced.
-        (
-            "patch_harness_timer",
-            "changed code the evaluator runs in its process: kerneldisc.evaluate.timing.CpuTimer.time_call",
-        ),
-        (
-            "patch_captured_clock",
-            "changed code the evaluator runs in its process: kerneldisc.evaluate.timing._perf_counter_ns",
-        ),
-        ("rewrite_timer_code", "CpuTimer.time_call.__code__"),
-        ("shrinks_inputs", "changed code the evaluator runs in its process: torch.randn"),
-        ("rewrites_saved_output", "the saved output changed on disk after the harness wrote it"),
-        ("deletes_generator", "changed code the evaluator runs in its process: torch.randn"),
-        ("forges_bench_reply", "the harness was bypassed"),
-        ("lazy_dispatch_mode", "a TorchDispatchMode left active"),
-        ("lazy_profile_hook", "sys.setprofile"),
-        ("patch_builtin", "builtins.isinstance"),
-    ],
-)
-def test_gaming_or_malformed_candidate_is_rejected(verdicts, name, reason):
-    v = verdicts[name]
-    assert v.status == "rejected", v.message
-    assert reason in v.message
     assert v.speedup is None
 
 
@@ -245,8 +179,6 @@ def test_gaming_or_malformed_candidate_is_rejected(verdicts, name, reason):
         ("segfault", "killed by SIGSEGV"),
         ("memory_bomb", "out of memory"),
         ("raises", "RuntimeError: kernel launch failed"),
-        ("kills_judge", "judge process for task add killed by SIGKILL before answering"),
-        ("stops_judge", "judge process for task add was stopped (SIGSTOP) and killed before answering"),
         ("stops_itself", "candidate process was stopped (SIGSTOP) and killed"),
     ],
 )
@@ -259,12 +191,10 @@ def test_candidate_that_dies_or_raises_is_a_crash(verdicts, name, reason):
 def test_out_of_memory_says_how_to_raise_the_limit(verdicts):
     message = verdicts["memory_bomb"].message
     assert "memory limit may be too small" in message and "--memory-limit MB" in message
-    assert "evaluator's own copies" not in message  # the candidate's own allocation failed
 
 
-@pytest.mark.parametrize("name", ["stops_judge", "stops_itself"])
-def test_a_stopped_process_is_noticed_long_before_the_deadline(verdicts, name):
-    assert verdicts[name].elapsed_s < CFG.timeout_s
+def test_a_stopped_candidate_is_noticed_long_before_the_deadline(verdicts):
+    assert verdicts["stops_itself"].elapsed_s < CFG.timeout_s
 
 
 def test_segfault_message_points_at_the_candidates_line(verdicts):
@@ -291,3 +221,187 @@ def test_prints_posing_as_results_do_not_count(verdicts):
     v = verdicts["fake_verdict"]
     assert v.status == "incorrect"
     assert '"speedup": 1000.0' in v.stdout_tail  # it printed its fake verdict; nobody listened
+
+
+@pytest.mark.parametrize(
+    "name, reason",
+    [("returns_input", "aliases the input"), ("returns_view", "aliases the input"),
+     ("no_custom_kernel", "no custom_kernel"), ("subclass_output", "Tensor subclass")],
+)  # fmt: skip
+def test_malformed_candidate_is_rejected(verdicts, name, reason):
+    v = verdicts[name]
+    assert v.status == "rejected", v.message
+    assert reason in v.message and v.speedup is None
+
+
+# --- 1. work deferred past the clock -----------------------------------------------------------
+# The candidate's processes run only between the judge's SIGCONT and SIGSTOP, and all of that
+# CPU time is the call's: work finished after the reply is charged, or too late to be read.
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["background_thread", "late_write_timer", "late_write_slow_timer", "defer_itimer", "defer_finalizer",
+     "defer_audit_hook"],
+)  # fmt: skip
+def test_work_left_for_after_the_call_is_too_late_to_be_read(verdicts, name):
+    v = verdicts[name]
+    assert v.status == "incorrect", v.message
+    assert "mismatch beyond tolerance" in v.message and "got 0" in v.message
+
+
+@pytest.mark.parametrize("name", ["defer_main_thread", "defer_gc_callback", "spinning_thread"])
+def test_work_done_after_returning_but_before_the_stop_is_charged(verdicts, name):
+    _gains_nothing(verdicts[name])
+
+
+def test_a_thread_left_spinning_is_charged_to_every_call(verdicts):
+    spinning, honest = verdicts["spinning_thread"], verdicts["add_torch"]
+    assert spinning.status == "ok" and honest.status == "ok"
+    # The spinning thread runs in every call's window: its CPU time is the candidate's.
+    assert spinning.runtime_us > 3 * honest.runtime_us
+
+
+# --- 2. replaced library functions, 3. the harness edited in memory ----------------------------
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["patch_library_functions", "patch_harness_timer", "rewrite_timer_code", "shrinks_inputs",
+     "deletes_generator", "rewrites_saved_output"],
+)  # fmt: skip
+def test_patching_what_runs_in_the_candidates_process_reaches_nothing_that_decides(verdicts, name):
+    _gains_nothing(verdicts[name])
+
+
+@pytest.mark.parametrize(
+    "name, reason",
+    [
+        ("patch_perf_counter", "replaced time.perf_counter"),
+        ("patch_perf_counter_ns", "replaced time.perf_counter_ns"),
+        ("patch_monotonic", "replaced time.monotonic"),
+        ("patch_captured_clock", "replaced time.perf_counter_ns"),
+        ("patch_builtin", "replaced builtins.isinstance"),
+        ("lazy_dispatch_mode", "TorchDispatchMode"),
+        ("lazy_profile_hook", "sys.setprofile"),
+    ],
+)
+def test_patched_clocks_builtins_and_hooks_are_named_by_the_tripwire(verdicts, name, reason):
+    v = verdicts[name]
+    assert v.status == "rejected", v.message
+    assert reason in v.message and v.speedup is None
+
+
+@pytest.mark.parametrize(
+    "name, status, reason",
+    [
+        ("lies_about_output", "rejected", "aliases the input's memory"),
+        ("points_to_nowhere", "rejected", "could not be read"),
+        ("edits_harness_memory", "incorrect", "shape mismatch"),
+        ("forges_bench_reply", "incorrect", "timed call 0 of benchmark"),
+        ("ctypes_pokes_inputs", "incorrect", "modified its input"),
+    ],
+)
+def test_a_harness_that_lies_about_its_output_is_caught_by_what_the_judge_reads(verdicts, name, status, reason):
+    v = verdicts[name]
+    assert v.status == status, v.message
+    assert reason in v.message and v.speedup is None
+
+
+def test_stale_output_on_late_timed_calls_is_caught_by_a_check_drawn_after_the_call(verdicts):
+    v = verdicts["stale_late_calls"]
+    assert v.status == "incorrect" and v.speedup is None, v.message
+    assert all(t.passed for t in v.tests)  # the tests alone cannot see it
+    assert "timed call" in v.message and "of benchmark {size: 4096" in v.message
+    assert "timed call 0 " not in v.message  # the first timed call was honest
+
+
+# --- 4. code planted where a trusted process imports -------------------------------------------
+
+
+def test_planted_modules_never_run_and_the_task_is_untouched(verdicts, task):
+    v = verdicts["plants_modules"]
+    assert not verdicts["_marker"].exists(), "a module planted by a candidate was imported"
+    if v.status == "rejected":  # same user as the caller: it could write the task folder, and was caught
+        assert "changed on disk" in v.message
+    else:  # as root, the candidate ran as a user that owns nothing: it could write nowhere trusted
+        _gains_nothing(v)
+        assert task_files_digest(task) == task.files_digest
+        assert "refused:" in v.stdout_tail
+
+
+# --- 5. knowing future inputs, 6. CPU time bought with threads ---------------------------------
+
+
+def test_inputs_cannot_be_known_in_advance(verdicts):
+    v = verdicts["peeks_future_inputs"]
+    assert v.status == "incorrect" and "mismatch beyond tolerance" in v.message, v.message
+
+
+@pytest.mark.parametrize("name", ["one_thread", "threads_split", "numpy_float64", "forks_per_call"])
+def test_threads_and_processes_do_not_buy_cpu_time(verdicts, name):
+    _gains_nothing(verdicts[name])
+
+
+# --- the sandbox itself ------------------------------------------------------------------------
+
+
+def test_every_way_out_of_the_sandbox_is_closed(verdicts):
+    _gains_nothing(verdicts["escapes_sandbox"])
+
+
+@pytest.mark.parametrize("name", ["kills_judge", "stops_judge"])
+def test_the_candidate_cannot_signal_its_judge(verdicts, name):
+    v = verdicts[name]
+    assert v.status == "crash" and "PermissionError" in v.message, v.message
+
+
+def test_a_forged_answer_on_the_judges_pipe_earns_nothing(verdicts):
+    v = verdicts["forges_judge_answer"]
+    # The judge is not dumpable and runs as another user: its pipes cannot be opened; were they,
+    # the unsigned line would be refused by the caller.
+    assert v.status in ("compile_error", "rejected") and v.speedup is None, v.message
+    assert "Permission denied" in v.message or "not signed by the judge" in v.message
+
+
+def test_a_helper_daemonised_out_of_the_group_is_charged_and_killed_with_the_evaluation(task, tmp_path, monkeypatch):
+    pidfile = tmp_path / "helper.pid"
+    tmp_path.chmod(0o777)  # the candidate may run as another user
+    monkeypatch.setenv("KERNELDISC_TEST_PIDFILE", str(pidfile))
+    v = evaluate(task, CANDIDATES / "daemon_helper.py", CFG)
+    assert v.status == "ok", v.message
+    pid = int(pidfile.read_text())
+    deadline = time.monotonic() + 5
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(pid), f"the candidate's helper {pid} outlived its evaluation"
+
+
+def test_a_helper_that_keeps_forking_is_killed_before_the_reference_is_timed(task, monkeypatch):
+    token = f"kerneldisc-test-{uuid.uuid4().hex}"
+    monkeypatch.setenv("KERNELDISC_TEST_TOKEN", token)
+    v = evaluate(task, CANDIDATES / "fork_hopper.py", CFG)
+    # Caught: the verdict stands (the kernel is correct); outran: rejected. Never left running.
+    assert v.status in ("ok", "rejected"), v.message
+    time.sleep(0.5)
+    assert not _with_token(token), "a forking helper of the candidate outlived its evaluation"
+
+
+def _with_token(token: str) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                if token.encode() in f.read() and _alive(int(entry)):
+                    found.append(int(entry))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False

@@ -19,6 +19,7 @@ import math
 import mmap
 import os
 import sys
+import tempfile
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -96,12 +97,16 @@ def confine(spec: HarnessSpec, link: _Link) -> None:
         raise SystemExit(0)
     set_dumpable(False)  # no other process of this user can now read or write this memory
     faulthandler.enable()  # a segfault leaves a Python traceback in the stderr tail
+    # What it prints reaches the tails as it is printed: the process is killed, never flushed.
+    for stream in (sys.stdout, sys.stderr):
+        stream.reconfigure(line_buffering=True, write_through=True)
     os.chdir(spec.work_dir)
     for name, value in spec.env.items():
         if value is None:
             os.environ.pop(name, None)
         else:
             os.environ[name] = value
+    tempfile.tempdir = None  # TMPDIR may have changed: tempfile looks again
     if spec.device.startswith("cuda"):
         import torch
 

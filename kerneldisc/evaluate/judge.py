@@ -229,7 +229,8 @@ class Judge:
             for path in [work, *(os.path.join(work, n) for n in os.listdir(work))]:
                 os.chown(path, uid, uid)
             # Its own home and caches: it can write nothing of the judge's user.
-            env.update(HOME=work, USER="nobody", LOGNAME="nobody", XDG_CACHE_HOME=os.path.join(work, ".cache"),
+            name = f"kerneldisc{uid}"
+            env.update(HOME=work, TMPDIR=work, USER=name, LOGNAME=name, XDG_CACHE_HOME=os.path.join(work, ".cache"),
                        TRITON_CACHE_DIR=os.path.join(work, ".triton"),
                        TORCHINDUCTOR_CACHE_DIR=os.path.join(work, ".inductor"))  # fmt: skip
         spec = HarnessSpec(
