@@ -1,17 +1,10 @@
-"""The evaluator's pieces on their own: comparisons, aliasing and mutation checks, guards,
-statistics, CUDA source extraction, settings and the verdict's round trip."""
+"""The evaluator's pieces on their own: comparisons, aliasing and mutation checks, statistics,
+CUDA source extraction, settings, signing and the verdict's round trip. The sandbox's own pieces
+(seccomp, the arena, memory reads, the harness process's control) are in test_evaluate_sandbox.py."""
 
 from __future__ import annotations
 
-import _thread
-import os
-import subprocess
-import sys
-import textwrap
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 import torch
@@ -20,11 +13,9 @@ from kerneldisc.errors import ConfigError
 from kerneldisc.evaluate import EvalConfig, Verdict, check
 from kerneldisc.evaluate.config import parse_device
 from kerneldisc.evaluate.cuda_compile import extract_cuda_sources, uses_cuda_extension
-from kerneldisc.evaluate.guards import Guards, thread_cpu_ns, thread_state
 from kerneldisc.evaluate.problem import salted_seed
-from kerneldisc.evaluate.protocol import RepeatPolicy, measure
-from kerneldisc.evaluate.timing import CpuTimer
-from kerneldisc.evaluate.verdict import RuntimeStats, TestResult, aggregate
+from kerneldisc.evaluate.protocol import rel_stderr
+from kerneldisc.evaluate.verdict import ReferenceTiming, RuntimeStats, TestResult, aggregate
 
 
 def test_compare_accepts_values_within_tolerance():
@@ -80,132 +71,10 @@ def test_output_format_rejects_subclasses_and_foreign_objects():
     assert check.output_format_problem(object(), "cpu")[0] == "rejected"
 
 
-def test_guards_notice_a_patched_clock():
-    guards = Guards.capture(cuda=False)
-    assert guards.violation() is None
-    original = time.perf_counter
-    time.perf_counter = lambda: 0.0
-    try:
-        assert "time.perf_counter" in guards.violation()
-    finally:
-        time.perf_counter = original
-    assert guards.violation() is None
-
-
-def _wait_in_test_code(stop: threading.Event) -> None:
-    stop.wait()
-
-
-def test_guards_reject_a_thread_waiting_inside_the_candidates_code():
-    guards = Guards.capture(cuda=False, candidate_dir=str(Path(__file__).parent))
-    stop = threading.Event()
-    thread = threading.Thread(target=_wait_in_test_code, args=(stop,), name="lingering")
-    thread.start()
-    try:
-        assert guards.violation() is None  # between timed calls only CPU use is looked at
-        message = guards.violation(0.01)
-        assert "lingering in _wait_in_test_code at test_evaluate_units.py" in message
-    finally:
-        stop.set()
-        thread.join()
-    assert guards.violation() is None
-
-
-def test_guards_see_a_thread_started_without_the_threading_module_in_the_candidates_code():
-    guards = Guards.capture(cuda=False, candidate_dir=str(Path(__file__).parent))
-    started, stop = threading.Event(), threading.Event()
-    _thread.start_new_thread(lambda: (started.set(), _wait_in_test_code(stop)), ())
-    started.wait()
-    try:
-        message = guards.violation(0.01)
-        assert "started without the threading module in _wait_in_test_code" in message
-    finally:
-        stop.set()
-
-
-def test_guards_reject_a_thread_using_cpu_after_the_call_wherever_its_code_lives():
-    guards = Guards.capture(cuda=False)  # no candidate folder: only the CPU use can tell
-    stop = threading.Event()
-
-    def spin() -> None:
-        while not stop.is_set():
-            sum(range(1000))
-
-    thread = threading.Thread(target=spin, name="spinner")
-    thread.start()
-    try:
-        message = guards.violation(0.02)
-        # "ms of CPU", or "still runnable" when a loaded machine starved it: the kernel's view either way
-        assert "spinner" in message and "running after returning" in message
-    finally:
-        stop.set()
-        thread.join()
-
-
-def test_guards_count_cpu_used_since_the_mark_even_by_a_thread_idle_again():
-    guards = Guards.capture(cuda=False)
-    go, done, stop = threading.Event(), threading.Event(), threading.Event()
-
-    def deferred_work() -> None:  # the game: finish the work after the call returned, then block
-        go.wait()
-        busy_until = time.thread_time() + 0.02
-        while time.thread_time() < busy_until:
-            pass
-        done.set()
-        stop.wait()
-
-    thread = threading.Thread(target=deferred_work, name="deferred")
-    thread.start()
-    try:
-        guards.mark()  # the call has just returned
-        go.set()
-        done.wait()
-        message = guards.violation()  # no window: only what happened since the mark counts
-        assert "deferred" in message and "ms of CPU" in message
-        assert guards.violation() is None  # the mark is used once; the thread is idle now
-    finally:
-        stop.set()
-        thread.join()
-
-
-def test_guards_tolerate_an_idle_pool_and_a_waiting_library_thread():
-    guards = Guards.capture(cuda=False, candidate_dir=str(Path(__file__).parent))
-    stop = threading.Event()
-    waiter = threading.Thread(target=stop.wait, name="library-waiter")  # blocked in threading.py
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        assert pool.submit(sum, range(10)).result() == 45
-        waiter.start()
-        try:
-            assert guards.foreign_threads()  # they are there, and judged idle
-            assert guards.violation(0.02) is None
-        finally:
-            stop.set()
-            waiter.join()
-
-
-def test_thread_cpu_time_and_state_come_from_the_kernel_and_a_missing_thread_has_none():
-    me = threading.get_native_id()
-    assert thread_state(me) == "R"  # this thread is running while it reads
-    before = thread_cpu_ns(me)
-    busy_until = time.thread_time() + 0.01
-    while time.thread_time() < busy_until:
-        pass
-    assert thread_cpu_ns(me) - before >= 5_000_000
-    assert thread_cpu_ns(2**31 - 1) is None and thread_state(2**31 - 1) is None
-
-
-def test_measure_gives_every_timed_call_fresh_inputs_and_respects_bounds():
-    seen = []
-
-    def make_input(rep):
-        seen.append(rep)
-        return torch.full((4,), float(rep))
-
-    policy = RepeatPolicy(warmup=2, min_repeats=3, max_repeats=6, budget_s=0.0, target_rel_stderr=0.0)
-    times = measure(lambda x: x * 2, make_input, CpuTimer(), policy)
-    assert len(times) == 3  # the budget is spent at once: stop at the minimum
-    assert seen == [-1, -2, 0, 1, 2]
-    assert all(t > 0 for t in times)
+def test_relative_standard_error_of_the_repeat_rule():
+    assert rel_stderr([5.0]) == float("inf")
+    assert rel_stderr([2.0, 2.0, 2.0]) == 0.0
+    assert rel_stderr([1.0, 3.0]) == pytest.approx(0.5)  # std sqrt(2), stderr 1, mean 2
 
 
 def test_runtime_stats_and_rankings():
@@ -265,29 +134,10 @@ def test_verdict_round_trips_and_only_ok_is_correct():
     )  # fmt: skip
     again = Verdict.from_dict(v.to_dict())
     assert again == v and not again.correct and again.to_dict()["correct"] is False
+    assert again.interpreted is False and Verdict.from_dict({**v.to_dict(), "interpreted": True}).interpreted
     assert "INCORRECT" in v.summary() and "FAIL" in v.summary()
     with pytest.raises(ValueError):
         Verdict(task="t", candidate="c", device="cpu", status="great", message="")
-
-
-class _FailingProblem:
-    def __init__(self, exc: Exception):
-        self.exc = exc
-
-    def make_input(self, spec, seed, device):
-        raise self.exc
-
-
-def test_inputs_that_cannot_be_made_are_not_blamed_on_custom_kernel():
-    from kerneldisc.evaluate.worker import Refused, Session
-
-    guards = Guards.capture(cuda=False)
-    session = Session(_FailingProblem(MemoryError()), lambda data: data, guards, "cpu", channel=None)
-    with pytest.raises(Refused) as caught:
-        session.test({"spec": {"size": 10}, "seed": 1, "out": "unused.pt"})
-    assert caught.value.status == "crash"
-    assert "generating the task's inputs failed before custom_kernel was called" in caught.value.message
-    assert "memory limit" in caught.value.message
 
 
 def test_only_an_answer_signed_with_the_callers_key_is_opened():
@@ -301,59 +151,6 @@ def test_only_an_answer_signed_with_the_callers_key_is_opened():
     tampered = sign(answer, key)
     tampered["signed"] = tampered["signed"].replace("1.25", "125.0")
     assert open_signed(tampered, key) is None
-
-
-def test_outputs_cross_to_the_judge_as_raw_bytes_and_come_back_equal():
-    import torch
-
-    from kerneldisc.evaluate.transfer import TransferError, decode, encode
-
-    out = (
-        torch.arange(6, dtype=torch.float32).reshape(2, 3).t(),  # not contiguous
-        {"scale": 0.5, 3: torch.tensor(7, dtype=torch.int64)},  # 0-dim, a non-str key
-        [torch.ones(2, dtype=torch.bfloat16), torch.zeros(0, 4), None, True],
-    )
-    back = decode(encode(out), "cpu")
-    assert torch.equal(back[0], out[0]) and back[0].dtype == torch.float32
-    assert back[1]["scale"] == 0.5 and torch.equal(back[1][3], out[1][3]) and back[1][3].shape == ()
-    assert back[2][0].dtype == torch.bfloat16 and torch.equal(back[2][0], out[2][0])
-    assert back[2][1].shape == (0, 4) and back[2][2:] == [None, True]
-    payload = encode(torch.ones(4))
-    for broken in (payload[:-1], payload + b"\0", b"\xff" * 3):
-        with pytest.raises(TransferError):
-            decode(broken, "cpu")
-    with pytest.raises(TypeError, match="not object"):
-        encode({"x": object()})
-
-
-def test_the_judge_undoes_a_pinned_cpu_and_a_raised_nice_value_before_timing_the_reference():
-    """In a child process (its scheduling is changed for real): pinned to one CPU and reniced, as
-    a same-user candidate could do to its judge, then restored, or refused when it cannot be."""
-    code = textwrap.dedent(
-        """
-        import os
-        from kerneldisc.evaluate import judge
-        judge._SCHEDULING = (os.getpriority(os.PRIO_PROCESS, 0), frozenset(os.sched_getaffinity(0)))
-        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
-        os.setpriority(os.PRIO_PROCESS, 0, 19)
-        try:
-            judge._restore_scheduling()
-        except judge.Stop as stop:
-            print("refused:", stop.message)
-        else:
-            restored = (os.getpriority(os.PRIO_PROCESS, 0), frozenset(os.sched_getaffinity(0)))
-            print("restored" if restored == judge._SCHEDULING else f"not restored: {restored}")
-        """
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    out = done.stdout.strip()
-    if os.geteuid() == 0:  # root may lower nice again
-        assert out == "restored"
-    else:
-        assert (
-            out == "refused: the candidate lowered the judge's scheduling priority, which cannot be restored"
-        )
 
 
 def test_bytecode_written_during_an_evaluation_is_purged_and_older_caches_are_kept(tmp_path):
@@ -375,3 +172,15 @@ def test_bytecode_written_during_an_evaluation_is_purged_and_older_caches_are_ke
         path.write_bytes(b"planted")
     assert sorted(purge_bytecode_since(since, package, [task])) == sorted(planted)
     assert not any(p.exists() for p in planted) and deeper.exists() and old.exists()
+
+
+def test_a_reference_timing_keeps_its_method_and_handshake_and_reads_older_files():
+    stats = RuntimeStats.from_times([10.0, 12.0])
+    data = {"task": "add", "device": "cuda:0", "runtime_us": 11.0, "method": "cuda-events-2",
+            "benchmarks": [{"spec": {"size": 4}, "runtime": stats.__dict__, "handshake_us": 7.5}]}  # fmt: skip
+    timing = ReferenceTiming.from_dict(data)
+    assert timing.method == "cuda-events-2" and timing.benchmarks[0].handshake_us == 7.5
+    assert ReferenceTiming.from_dict(timing.to_dict()) == timing
+    older = {k: v for k, v in data.items() if k != "method"}
+    older["benchmarks"] = [{"spec": {"size": 4}, "runtime": stats.__dict__}]
+    assert ReferenceTiming.from_dict(older).method == "" and ReferenceTiming.from_dict(older).benchmarks[0].handshake_us is None

@@ -35,6 +35,10 @@ class EvalConfig:
     # judge after the call returned, so no call can know in advance that it goes unchecked.
     check_fraction: float | None = None
     output_tail_bytes: int = 4000
+    # When the evaluator runs as root, harness processes run as a fresh user that owns nothing
+    # (reading any file, writing none of the caller's). False keeps the caller's user, whose files
+    # a candidate can then rewrite (caught for the task's and kerneldisc's own, see evaluator.md).
+    isolate_user: bool = True
 
     def __post_init__(self) -> None:
         parse_device(self.device)

@@ -207,7 +207,8 @@ class Judge:
             self.arena = CpuArena()
             self._arena_fd = self.arena.fd
         self.reader = None
-        self.uid = unprivileged_uid() if os.geteuid() == 0 else None
+        isolate = bool(request["config"].get("isolate_user", True))
+        self.uid = unprivileged_uid() if isolate and os.geteuid() == 0 else None
 
     # --- processes -----------------------------------------------------------------------
     def fork_harness(self, role: str) -> HarnessProcess:
