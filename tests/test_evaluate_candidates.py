@@ -156,7 +156,8 @@ def test_candidate_that_does_not_import_is_a_compile_error(verdicts, name):
         ("wrong_dtype", "dtype mismatch: got torch.float64, expected torch.float32"),
         ("nan_output", "NaN/Inf in 1 of 1000 elements"),
         ("mutates_input", "modified its input"),
-        ("partial_write", "mismatch beyond tolerance"),
+        # The unwritten half holds whatever was in memory: values, or bits that read as NaN.
+        ("partial_write", ("mismatch beyond tolerance", "NaN/Inf in")),
         ("caches_result", "mismatch beyond tolerance"),
         ("fake_verdict", "mismatch beyond tolerance"),
         ("computes_while_saved", "shape mismatch: got (0,), expected (1000,)"),
@@ -165,8 +166,9 @@ def test_candidate_that_does_not_import_is_a_compile_error(verdicts, name):
 def test_wrong_candidate_is_incorrect_for_the_right_reason(verdicts, name, reason):
     v = verdicts[name]
     assert v.status == "incorrect" and not v.correct, v.message
-    assert reason in v.message
-    assert not v.tests[0].passed and reason in v.tests[0].message
+    reasons = reason if isinstance(reason, tuple) else (reason,)
+    assert any(r in v.message for r in reasons)
+    assert not v.tests[0].passed and any(r in v.tests[0].message for r in reasons)
     assert v.speedup is None
 
 
@@ -302,7 +304,9 @@ def test_patched_clocks_builtins_and_hooks_are_named_by_the_tripwire(verdicts, n
         ("ctypes_pokes_inputs", "incorrect", "modified its input"),
     ],
 )
-def test_a_harness_that_lies_about_its_output_is_caught_by_what_the_judge_reads(verdicts, name, status, reason):
+def test_a_harness_that_lies_about_its_output_is_caught_by_what_the_judge_reads(
+    verdicts, name, status, reason
+):
     v = verdicts[name]
     assert v.status == status, v.message
     assert reason in v.message and v.speedup is None
@@ -364,7 +368,9 @@ def test_a_forged_answer_on_the_judges_pipe_earns_nothing(verdicts):
     assert "Permission denied" in v.message or "not signed by the judge" in v.message
 
 
-def test_a_helper_daemonised_out_of_the_group_is_charged_and_killed_with_the_evaluation(task, tmp_path, monkeypatch):
+def test_a_helper_daemonised_out_of_the_group_is_charged_and_killed_with_the_evaluation(
+    task, tmp_path, monkeypatch
+):
     pidfile = tmp_path / "helper.pid"
     tmp_path.chmod(0o777)  # the candidate may run as another user
     monkeypatch.setenv("KERNELDISC_TEST_PIDFILE", str(pidfile))

@@ -75,7 +75,9 @@ def test_the_filter_closes_every_way_out_and_leaves_a_kernel_its_tools():
         result["affinity"] = _errno_of(lambda: os.sched_setaffinity(0, os.sched_getaffinity(0)))
         result["kill_parent"] = _errno_of(lambda: os.kill(os.getppid(), 0))
         result["kill_everyone"] = _errno_of(lambda: os.kill(-1, 0))
-        result["kill_self_and_group"] = _errno_of(lambda: (os.kill(os.getpid(), 0), os.killpg(os.getpid(), 0)))
+        result["kill_self_and_group"] = _errno_of(
+            lambda: (os.kill(os.getpid(), 0), os.killpg(os.getpid(), 0))
+        )
         result["dumpable"] = libc.prctl(4, 1, 0, 0, 0)
         result["io_uring"] = libc.syscall(425, 8, ctypes.create_string_buffer(120))
         result["new_user_namespace"] = libc.unshare(0x10000000)
@@ -111,7 +113,14 @@ def test_inputs_cross_through_the_arena_with_their_layout_strides_and_scalars():
     back = views(arena.bytes(), json.loads(json.dumps(layout)))  # the harness gets it as JSON
     assert torch.equal(back[0], data[0]) and back[0].stride() == data[0].stride()
     assert back[1]["w"].dtype == torch.bfloat16 and torch.equal(back[1][3], data[1][3])
-    assert back[2][0].shape == (0, 5) and back[2][1:] == [2.5, float("inf"), None, "name", torch.float16, True]
+    assert back[2][0].shape == (0, 5) and back[2][1:] == [
+        2.5,
+        float("inf"),
+        None,
+        "name",
+        torch.float16,
+        True,
+    ]
     # The views share the arena's memory: a write through one is what the judge reads back.
     back[0][0, 0] = 100.0
     assert arena.read(layout["tensors"][0])[0, 0] == 100.0
@@ -199,7 +208,9 @@ def test_a_call_is_charged_the_cpu_time_of_every_thread_and_the_group_is_stopped
         assert reply["ok"], reply
         assert cpu_ns >= 95_000_000  # both threads' 50 ms, whatever the wall time was
         out = reply["outputs"]["tensors"][0]
-        assert torch.equal(proc.memory.tensor(out["ptr"], torch.float32, out["shape"], out["stride"]), torch.full((8,), 2.0))
+        assert torch.equal(
+            proc.memory.tensor(out["ptr"], torch.float32, out["shape"], out["stride"]), torch.full((8,), 2.0)
+        )
         assert proc.frozen and all(stat_fields(proc.pid, t)[0] == b"T" for t in threads(proc.pid))
     finally:
         proc.close()

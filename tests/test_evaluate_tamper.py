@@ -63,12 +63,16 @@ def test_rewriting_kerneldisc_sources_is_rejected_and_later_evaluations_refuse(t
         evaluate(task, submission, cfg)
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="the evaluator isolates candidates in another user only as root")
+@pytest.mark.skipif(
+    os.geteuid() != 0, reason="the evaluator isolates candidates in another user only as root"
+)
 def test_an_isolated_candidate_cannot_write_the_reference_at_all(tmp_path):
     folder = tmp_path / "vectoradd"
     shutil.copytree(REPO / "reference_kernels" / "vectoradd", folder)
     task = load_task(folder)
-    verdict = evaluate(task, CHEAT.format(ref=str(folder / "reference.py")), EvalConfig(device="cpu", timeout_s=60))
+    verdict = evaluate(
+        task, CHEAT.format(ref=str(folder / "reference.py")), EvalConfig(device="cpu", timeout_s=60)
+    )
     assert verdict.status == "compile_error" and "PermissionError" in verdict.message, verdict.message
     assert "return a + b" in (folder / "reference.py").read_text()
     later = evaluate(task, (folder / "submission.py").read_text(), EvalConfig(device="cpu", timeout_s=60))

@@ -183,4 +183,7 @@ def test_a_reference_timing_keeps_its_method_and_handshake_and_reads_older_files
     assert ReferenceTiming.from_dict(timing.to_dict()) == timing
     older = {k: v for k, v in data.items() if k != "method"}
     older["benchmarks"] = [{"spec": {"size": 4}, "runtime": stats.__dict__}]
-    assert ReferenceTiming.from_dict(older).method == "" and ReferenceTiming.from_dict(older).benchmarks[0].handshake_us is None
+    assert (
+        ReferenceTiming.from_dict(older).method == ""
+        and ReferenceTiming.from_dict(older).benchmarks[0].handshake_us is None
+    )

@@ -175,7 +175,9 @@ class Viewer:
 
     def __call__(self) -> Any:
         tensors = [
-            whole.as_strided(shape, stride, first) if nbytes else torch.empty(shape, dtype=dtype, device=whole.device)
+            whole.as_strided(shape, stride, first)
+            if nbytes
+            else torch.empty(shape, dtype=dtype, device=whole.device)
             for whole, shape, stride, first, nbytes, dtype in self.parts
         ]
         return rebuild(self.tree, tensors)

@@ -111,7 +111,8 @@ def confine(spec: HarnessSpec, link: _Link) -> None:
         import torch
 
         torch.cuda.set_device(torch.device(spec.device))
-        torch.cuda.init()  # the driver is opened with the process's full rights, before they go
+        torch.cuda.init()  # the driver is opened before the filter is installed
+        torch.cuda.synchronize()  # the primary context exists and is current for the IPC calls
     drop_capabilities()
     seccomp.install(os.getpid())
 

@@ -19,7 +19,7 @@ import os
 import random
 import secrets
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from kerneldisc.evaluate.controller import HarnessProcess
@@ -169,7 +169,9 @@ def _usable_device(request: dict[str, Any]) -> str:
         return "cpu"
     index = torch.device(device).index or 0
     if index >= torch.cuda.device_count():
-        raise CallerError(f"device {device} asked for, but only {torch.cuda.device_count()} GPU(s) are visible")
+        raise CallerError(
+            f"device {device} asked for, but only {torch.cuda.device_count()} GPU(s) are visible"
+        )
     return device
 
 
@@ -181,6 +183,31 @@ def _check_task_files(task, when: str) -> None:
             f"the files of task {task.name} ({task.path}) changed on disk {when}; the reference "
             "cannot be trusted (a candidate runs as the same user and may have rewritten them)"
         )
+
+
+@dataclass
+class Samples:
+    """One benchmark's calls as measured. On the CPU, `times` are what each call is charged: the
+    CPU time its whole process group used from SIGCONT to SIGSTOP (the kernel's accounting, read by
+    the judge). On a GPU, `times` are the harness's CUDA-event times, and a call is charged
+    `max(event, wall - handshake)`: never less than the judge's own wall time of the call minus
+    the reference's handshake (what the same harness adds around the events), so events that
+    under-report gain at most the handshake's spread."""
+
+    gpu: bool
+    times: list[float] = field(default_factory=list)
+    walls: list[float] = field(default_factory=list)  # the judge's wall µs per call
+
+    def charged(self, handshake: float | None) -> list[float]:
+        if not self.gpu or handshake is None:
+            return list(self.times)
+        return [max(t, w - handshake) for t, w in zip(self.times, self.walls, strict=True)]
+
+    def handshake(self) -> float | None:
+        """On a GPU: the judge's wall time minus the event time per call, a high quantile."""
+        if not self.gpu or not self.times:
+            return None
+        return _quantile([w - t for t, w in zip(self.times, self.walls, strict=True)], _HANDSHAKE_QUANTILE)
 
 
 class Judge:
@@ -223,7 +250,9 @@ class Judge:
             fd = os.open(os.path.join(work, "candidate.py"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as f:
                 f.write(source)
-        env: dict[str, str | None] = {"TRITON_INTERPRET": "1" if self.device == "cpu" else None}
+        # The caching allocator's classic segments: their IPC handles are what outputs cross with.
+        env: dict[str, str | None] = {"TRITON_INTERPRET": "1" if self.device == "cpu" else None,
+                                      "PYTORCH_CUDA_ALLOC_CONF": None}  # fmt: skip
         uid = self.uid
         if uid is not None:
             os.chmod(self.work_dir, 0o711)  # its own folder is reachable, the rest not listable
@@ -257,6 +286,7 @@ class Judge:
 
             from kerneldisc.evaluate.cuda_ipc import CudaArena, OutputReader
 
+            os.environ.pop("PYTORCH_CUDA_ALLOC_CONF", None)  # classic segments: IPC handles work
             torch.cuda.set_device(torch.device(self.device))
             self.arena = CudaArena(self.device)
             self.reader = OutputReader(self.device)
@@ -294,13 +324,15 @@ class Judge:
         try:
             stats, handshakes = [], []
             for j, spec in enumerate(self.benchmarks):
-                times, overheads = self._bench(proc, j, spec, trusted=True)
-                stats.append(RuntimeStats.from_times(times))
-                handshakes.append(_quantile(overheads, _HANDSHAKE_QUANTILE) if overheads else None)
+                samples = self._bench(proc, j, spec, trusted=True)
+                stats.append(RuntimeStats.from_times(samples.times))
+                handshakes.append(samples.handshake())
             return stats, handshakes
         except (ChildDied, ChildTimeout, Stop) as exc:
             if self.candidate is not None and isinstance(exc, ChildDied) and proc.stopped_itself:
-                raise Stop("rejected", "the evaluator's reference process was stopped by the candidate") from None
+                raise Stop(
+                    "rejected", "the evaluator's reference process was stopped by the candidate"
+                ) from None
             what = exc.message if isinstance(exc, Stop) else f"its process {proc.exit_description()}"
             tail = " | ".join(proc.tails(4000)[1].strip().splitlines()[-3:])
             raise TaskFault(f"timing the reference failed: {what}" + (f": {tail}" if tail else "")) from None
@@ -327,7 +359,9 @@ class Judge:
             )
         except ChildDied:
             v["status"] = "crash"
-            v["message"] = f"candidate process {self.candidate.exit_description()} before delivering its result"
+            v["message"] = (
+                f"candidate process {self.candidate.exit_description()} before delivering its result"
+            )
         if v["status"] != "ok" and v["tests"] == []:
             v["tests"] = [{"spec": s, "passed": False, "message": "not run"} for s in self.tests]
         self._finish(v)
@@ -373,11 +407,16 @@ class Judge:
                 try:
                     # The reference runs on the judge's own copy while the candidate runs.
                     reply, _, _, layout = self._call(
-                        self.candidate, data, audit=True, meanwhile=lambda d=data, e=expected: e.update(self._expected(d))
+                        self.candidate,
+                        data,
+                        audit=True,
+                        meanwhile=lambda d=data, e=expected: e.update(self._expected(d)),
                     )
                 except Stop as stop:
                     results.append({"spec": spec, "passed": False, "message": stop.message})
-                    results += [{"spec": s, "passed": False, "message": "not run"} for s in self.tests[i + 1 :]]
+                    results += [
+                        {"spec": s, "passed": False, "message": "not run"} for s in self.tests[i + 1 :]
+                    ]
                     raise Stop(stop.status, f"on test {_label(spec)}: {stop.message}", results) from None
                 if not expected:
                     expected.update(self._expected(data))
@@ -423,7 +462,9 @@ class Judge:
         except (ImportError, NameError) as exc:  # the checker cannot run at all: the task's fault
             raise TaskFault(f"check_implementation failed: {type(exc).__name__}: {exc}") from None
         except Exception as exc:  # an output odd enough to break the comparison is a wrong output
-            problem = f"output could not be compared with the reference: {type(exc).__name__}: {str(exc)[:200]}"
+            problem = (
+                f"output could not be compared with the reference: {type(exc).__name__}: {str(exc)[:200]}"
+            )
         return problem
 
     def _read_outputs(self, described: dict[str, Any], reference_out: Any) -> tuple[Any, list[str]]:
@@ -446,14 +487,18 @@ class Judge:
                 torch.empty(0, dtype=dtype).element_size()
             )
             if nbytes > limit:
-                raise Stop("incorrect", f"output is {nbytes} bytes, far more than the reference's output (not read)")
+                raise Stop(
+                    "incorrect", f"output is {nbytes} bytes, far more than the reference's output (not read)"
+                )
             try:
                 if self.gpu:
                     tensors.append(self.reader.tensor(meta, dtype))
                 else:
                     tensors.append(self.candidate.memory.tensor(ptr, dtype, shape, stride))
             except (MemoryReadError, RuntimeError) as exc:
-                raise Stop("rejected", f"the output's memory could not be read ({exc}); return a plain tensor") from None
+                raise Stop(
+                    "rejected", f"the output's memory could not be read ({exc}); return a plain tensor"
+                ) from None
             spans.append((ptr, nbytes))
         try:
             out = rebuild(described.get("tree"), tensors)
@@ -481,7 +526,10 @@ class Judge:
         for meta, before in zip(metas, first, strict=True):
             again = self.reader.tensor(meta, before.dtype)
             if not torch.equal(again.view(-1).view(torch.uint8), before.reshape(-1).view(torch.uint8)):
-                raise Stop("rejected", "the output kept changing after custom_kernel returned (GPU work left running)")
+                raise Stop(
+                    "rejected",
+                    "the output kept changing after custom_kernel returned (GPU work left running)",
+                )
 
     def _mutated(self, data: Any, layout: dict[str, Any]) -> list[str]:
         """Inputs whose bytes in the region differ from what the judge wrote (its own copy)."""
@@ -497,27 +545,34 @@ class Judge:
     def _run_benchmarks(self, v: dict[str, Any], reference: dict[str, Any] | None) -> None:
         from kerneldisc.evaluate.verdict import RuntimeStats, aggregate
 
-        handshakes = [b.get("handshake_us") for b in reference["benchmarks"]] if reference else None
-        cand = [self._bench_candidate(j, spec, handshakes) for j, spec in enumerate(self.benchmarks)]
-        cand2 = None
+        raw = [self._bench(self.candidate, j, spec, trusted=False) for j, spec in enumerate(self.benchmarks)]
+        raw2 = None
         if reference is not None:
             ref = [RuntimeStats(**b["runtime"]) for b in reference["benchmarks"]]
-            if self._speedup(cand, ref) > self.settings["recheck_speedup_above"]:
-                cand2 = [self._bench_candidate(j, spec, handshakes) for j, spec in enumerate(self.benchmarks)]
+            handshakes = [b.get("handshake_us") for b in reference["benchmarks"]]
+            if self._speedup(self._stats(raw, handshakes), ref) > self.settings["recheck_speedup_above"]:
+                raw2 = [
+                    self._bench(self.candidate, j, spec, trusted=False)
+                    for j, spec in enumerate(self.benchmarks)
+                ]
             self._end_candidate()
         else:
             # The reference is timed with no process of the candidate's left alive; a
             # re-measurement of the candidate, if one is needed, is therefore decided before.
-            cand2 = [self._bench_candidate(j, spec, None) for j, spec in enumerate(self.benchmarks)]
+            raw2 = [
+                self._bench(self.candidate, j, spec, trusted=False) for j, spec in enumerate(self.benchmarks)
+            ]
             self._end_candidate()
-            ref, _ = self._time_reference()
-            if self._speedup(cand, ref) <= self.settings["recheck_speedup_above"]:
-                cand2 = None  # measured for nothing: the first measurement is believable
+            ref, handshakes = self._time_reference()
+            if self._speedup(self._stats(raw, handshakes), ref) <= self.settings["recheck_speedup_above"]:
+                raw2 = None  # measured for nothing: the first measurement is believable
+        cand = self._stats(raw, handshakes)
         speedup = self._speedup(cand, ref)
-        if cand2 is not None:
+        if raw2 is not None:
             # Believe a large speedup only if a second, independent measurement agrees: keep the
             # more modest of the two (candidate re-timed; reference re-timed here).
-            ref2, _ = self._time_reference()
+            ref2, handshakes2 = self._time_reference()
+            cand2 = self._stats(raw2, handshakes2)
             v["rechecked"] = True
             if self._speedup(cand2, ref2) < speedup:
                 cand, ref, speedup = cand2, ref2, self._speedup(cand2, ref2)
@@ -538,22 +593,13 @@ class Judge:
         ranking = self.task.ranking_by
         return aggregate([s.mean_us for s in ref], ranking) / aggregate([s.mean_us for s in cand], ranking)
 
-    def _bench_candidate(self, index: int, spec: dict[str, Any], handshakes: list | None):
+    def _stats(self, raw: list[Samples], handshakes: list[float | None]) -> list:
         from kerneldisc.evaluate.verdict import RuntimeStats
 
-        handshake = handshakes[index] if handshakes else None
-        times, _ = self._bench(self.candidate, index, spec, trusted=False, handshake_us=handshake)
-        return RuntimeStats.from_times(times)
+        return [RuntimeStats.from_times(r.charged(h)) for r, h in zip(raw, handshakes, strict=True)]
 
-    def _bench(self, proc: HarnessProcess, index: int, spec: dict[str, Any], trusted: bool,
-               handshake_us: float | None = None) -> tuple[list[float], list[float]]:  # fmt: skip
-        """One benchmark's charged call times (µs) and, on a GPU, the judge's wall time minus the
-        harness's event time per call (the handshake, measured on the trusted side).
-
-        CPU: a call is charged the CPU time its whole process group used from SIGCONT to SIGSTOP.
-        GPU: a call is charged the harness's CUDA-event time, but never less than the judge's own
-        wall time of the call minus the reference's handshake (so events that under-report gain
-        at most the handshake's spread)."""
+    def _bench(self, proc: HarnessProcess, index: int, spec: dict[str, Any], trusted: bool) -> Samples:
+        """One benchmark's calls, measured (see Samples for what each call is charged)."""
         from kerneldisc.evaluate.problem import salted_seed
         from kerneldisc.evaluate.protocol import RepeatPolicy, rel_stderr
 
@@ -563,25 +609,23 @@ class Judge:
         for w in range(policy.warmup):
             data = self.problem.make_input(spec, salted_seed(salt, spec, "bench", index, -1 - w), self.device)
             self._call(proc, data)
-        times: list[float] = []
-        overheads: list[float] = []
+        samples = Samples(gpu=self.gpu)
         started = time.monotonic()
         rep = 0
         while rep < policy.max_repeats:
             data = self.problem.make_input(spec, salted_seed(salt, spec, "bench", index, rep), self.device)
             reply, cpu_us, wall_us, layout = self._call(proc, data)
-            if self.gpu:
-                event_us = reply.get("event_us")
-                if not isinstance(event_us, (int, float)) or isinstance(event_us, bool) or not math.isfinite(event_us):
-                    raise Stop("rejected", MALFORMED)
-                floor = wall_us - handshake_us if handshake_us is not None else 0.0
-                charged = max(float(event_us), floor)
-                overheads.append(wall_us - float(event_us))
-            else:
-                charged = cpu_us
-            if charged <= 0:
+            measured = reply.get("event_us") if self.gpu else cpu_us
+            if (
+                not isinstance(measured, (int, float))
+                or isinstance(measured, bool)
+                or not math.isfinite(measured)
+            ):
+                raise Stop("rejected", MALFORMED)
+            if measured <= 0:
                 raise Stop("rejected", f"benchmark {_label(spec)}: a call that took no time at all")
-            times.append(charged)
+            samples.times.append(float(measured))
+            samples.walls.append(wall_us)
             # Whether this call's output is checked is drawn now, after it returned: no call can
             # know beforehand that it goes unchecked (the first one always is).
             if not trusted and (rep == 0 or _DRAW.random() < fraction):
@@ -590,14 +634,15 @@ class Judge:
                     raise Stop("incorrect", f"timed call {rep} of benchmark {_label(spec)}: {problem}")
             rep += 1
             if rep >= policy.min_repeats and (
-                rel_stderr(times) < policy.target_rel_stderr or time.monotonic() - started >= policy.budget_s
+                rel_stderr(samples.times) < policy.target_rel_stderr
+                or time.monotonic() - started >= policy.budget_s
             ):
                 break
         if not trusted:  # defence in depth: what the candidate patched in its own process
             reply, _, _ = proc.run({"op": "audit"})
             if reply.get("ok") is not True:
                 raise Stop(*_failure(reply))
-        return times, overheads
+        return samples
 
     def _end_candidate(self) -> None:
         """Let the candidate's process go and kill whatever it left running."""
@@ -673,7 +718,9 @@ def _tensor_meta(meta: dict[str, Any]):
 
     dtype = getattr(torch, str(meta.get("dtype")), None)
     shape, stride, ptr = meta.get("shape"), meta.get("stride"), meta.get("ptr")
-    ints = lambda xs: isinstance(xs, list) and all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in xs)
+    ints = lambda xs: (
+        isinstance(xs, list) and all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in xs)
+    )
     if (not isinstance(dtype, torch.dtype) or not ints(shape) or not ints(stride) or len(shape) != len(stride)
             or not isinstance(ptr, int) or isinstance(ptr, bool) or len(shape) > 16):  # fmt: skip
         raise Stop("rejected", MALFORMED)

@@ -79,11 +79,18 @@ class ReferenceTiming:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ReferenceTiming:
         benches = [
-            BenchmarkResult(b["spec"], _stats(b.get("runtime")), _stats(b.get("reference")), b.get("handshake_us"))
+            BenchmarkResult(
+                b["spec"], _stats(b.get("runtime")), _stats(b.get("reference")), b.get("handshake_us")
+            )
             for b in d["benchmarks"]
         ]
         return cls(
-            d["task"], d["device"], d["runtime_us"], benches, d.get("device_facts") or {}, str(d.get("method") or "")
+            d["task"],
+            d["device"],
+            d["runtime_us"],
+            benches,
+            d.get("device_facts") or {},
+            str(d.get("method") or ""),
         )
 
 

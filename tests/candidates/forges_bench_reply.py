@@ -13,8 +13,20 @@ _last = {}
 
 def _reply(op: str) -> None:
     out = _last["out"]
-    reply = {"ok": True, "outputs": {"tree": {"t": 0}, "tensors": [
-        {"ptr": out.data_ptr(), "dtype": "float32", "shape": list(out.shape), "stride": list(out.stride())}]}}
+    reply = {
+        "ok": True,
+        "outputs": {
+            "tree": {"t": 0},
+            "tensors": [
+                {
+                    "ptr": out.data_ptr(),
+                    "dtype": "float32",
+                    "shape": list(out.shape),
+                    "stride": list(out.stride()),
+                }
+            ],
+        },
+    }
     os.write(4, json.dumps(reply if op == "call" else {"ok": True}).encode() + b"\n")
 
 

@@ -10,7 +10,13 @@ import threading
 import torch
 
 seen = []
-_sha256, _enumerate, _open, _randn, _add = hashlib.sha256, threading.enumerate, os.open, torch.randn, torch.Tensor.__add__
+_sha256, _enumerate, _open, _randn, _add = (
+    hashlib.sha256,
+    threading.enumerate,
+    os.open,
+    torch.randn,
+    torch.Tensor.__add__,
+)
 
 hashlib.sha256 = lambda *a, **k: (seen.append("sha256"), _sha256(*a, **k))[1]
 threading.enumerate = lambda: []

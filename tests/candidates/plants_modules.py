@@ -9,7 +9,9 @@ import tempfile
 
 import torch
 
-_MARKER = os.environ.get("KERNELDISC_TEST_MARKER", os.path.join(tempfile.gettempdir(), "kerneldisc-planted-ran"))
+_MARKER = os.environ.get(
+    "KERNELDISC_TEST_MARKER", os.path.join(tempfile.gettempdir(), "kerneldisc-planted-ran")
+)
 _BODY = f"open({_MARKER!r}, 'w').write(__name__)\nraise ImportError('planted')\n"
 _folders = {os.getcwd(), os.path.dirname(os.getcwd()), tempfile.gettempdir()}
 for module in list(sys.modules.values()):
