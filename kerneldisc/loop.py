@@ -353,10 +353,17 @@ def _reference(run: RunFolder, task: Task, eval_cfg, echo):
     """The reference is timed once per run, with the evaluator's protocol, and kept so a
     resumed run rewards against the same yardstick."""
     from kerneldisc.evaluate import ReferenceTiming, measure_reference
+    from kerneldisc.evaluate.verdict import timing_method
 
     stored = run.load_reference()
     if stored is not None:
-        return ReferenceTiming.from_dict(stored)
+        reference = ReferenceTiming.from_dict(stored)
+        if reference.method == timing_method(reference.device):
+            return reference
+        # Timed by an older evaluator (another clock): rewards from here on use a fresh yardstick.
+        echo(
+            f"reference.json was timed by an older evaluator ({reference.method or 'wall clock'}); timing it again"
+        )
     echo(f"timing the reference of {task.name} on {eval_cfg.device} ...")
     reference = measure_reference(task, eval_cfg)
     run.save_reference(reference.to_dict())

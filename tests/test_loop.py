@@ -206,3 +206,29 @@ def test_ctrl_c_stops_at_the_last_finished_step_and_says_how_to_resume(tmp_path,
     )  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert json.loads((out / "summary.json").read_text())["steps_completed"] == 1
+
+
+def test_a_reference_timed_by_an_older_evaluator_is_timed_again(tmp_path):
+    """A run folder from before the evaluator's second design holds a wall-clock reference: its
+    rewards must not be compared with CPU-time measurements, so a resume times it again."""
+    from kerneldisc.evaluate import EvalConfig
+    from kerneldisc.loop import _reference
+    from kerneldisc.task import load_task
+
+    class Folder:
+        saved = None
+
+        def load_reference(self):
+            return {"task": "add", "device": "cpu", "runtime_us": 5.0, "benchmarks": [
+                {"spec": {"size": 4096, "seed": 3}, "runtime": {"mean_us": 5.0, "std_us": 0.1, "stderr_us": 0.05,
+                 "min_us": 4.9, "median_us": 5.0, "max_us": 5.2, "repeats": 3}}]}  # fmt: skip
+
+        def save_reference(self, data):
+            self.saved = data
+
+    said = []
+    folder = Folder()
+    task = load_task(REPO / "tests" / "candidates" / "add_task")
+    reference = _reference(folder, task, EvalConfig(device="cpu", timeout_s=60), said.append)
+    assert any("timed by an older evaluator" in line for line in said)
+    assert reference.method == "cpu-time-2" and folder.saved["method"] == "cpu-time-2"

@@ -26,7 +26,7 @@ from kerneldisc.evaluate.integrity import PACKAGE_ROOT, package_guard, purge_byt
 from kerneldisc.evaluate.problem import task_to_dict
 from kerneldisc.evaluate.sandbox import ChildDied, ChildTimeout
 from kerneldisc.evaluate.signing import new_key, open_signed
-from kerneldisc.evaluate.verdict import ReferenceTiming, TestResult, Verdict
+from kerneldisc.evaluate.verdict import ReferenceTiming, TestResult, Verdict, timing_method
 from kerneldisc.task import Task
 
 _JUDGE_SLACK_S = 120.0
@@ -48,6 +48,11 @@ def evaluate(
     if early is not None:
         early.elapsed_s = time.monotonic() - started
         return early
+    if reference is not None and reference.method != timing_method(device):
+        raise ConfigError(
+            f"the reference of task {task.name} was timed as {reference.method or 'before timing methods were recorded'}, "
+            f"but this evaluation times calls as {timing_method(device)}; measure the reference again"
+        )
     guard = package_guard()
     guard.check_before()
     since = time.time()

@@ -32,6 +32,7 @@ from kerneldisc.evaluate.sandbox import (
     kill_orphans,
     not_dumpable,
 )
+from kerneldisc.evaluate.verdict import timing_method
 
 _DRAW = random.SystemRandom()  # which timed calls are checked: not reproducible from any seed
 TWO_REPS = (0, 1)  # each test runs on two differently salted inputs: stale memory cannot pass twice
@@ -312,7 +313,7 @@ class Judge:
                 for spec, s, h in zip(self.benchmarks, stats, handshakes, strict=True)
             ],
             "device_facts": facts,
-            "method": _method(self.device),
+            "method": timing_method(self.device),
         }
 
     def _time_reference(self):
@@ -669,12 +670,6 @@ class Judge:
             shown = lines[start : start + 5] if start is not None else lines[-6:]
             if shown:
                 v["message"] += "; stderr shows:\n" + "\n".join(shown)
-
-
-def _method(device: str) -> str:
-    """How call times are measured, recorded with every timing so that times measured one way are
-    never compared with times measured another."""
-    return "cuda-events-2" if device.startswith("cuda") else "cpu-time-2"
 
 
 def unprivileged_uid() -> int:
