@@ -78,3 +78,73 @@ def test_side_stream_work_is_inside_the_timing_and_still_checked(task):
     )
     v = evaluate(task, code, EvalConfig(device="cuda", timeout_s=120))
     assert v.status == "ok", v.message
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("isolate", [True, False])
+def test_inputs_and_outputs_cross_by_cuda_ipc_as_either_user(task, isolate):
+    v = evaluate(
+        task, CANDIDATES / "add_torch.py", EvalConfig(device="cuda", timeout_s=120, isolate_user=isolate)
+    )
+    assert v.status == "ok", v.message
+    assert not v.interpreted and v.benchmarks[0].runtime.repeats >= 10
+
+
+@pytest.mark.gpu
+def test_a_gpu_reference_records_its_method_and_handshake(task):
+    from kerneldisc.evaluate import measure_reference
+
+    ref = measure_reference(task, EvalConfig(device="cuda", timeout_s=120))
+    assert ref.method == "cuda-events-2"
+    assert all(b.handshake_us is not None and b.handshake_us > 0 for b in ref.benchmarks)
+
+
+UNDER_REPORTING = """
+import torch
+
+_elapsed = torch.cuda.Event.elapsed_time
+torch.cuda.Event.elapsed_time = lambda self, end: _elapsed(self, end) / 1000.0
+
+
+def custom_kernel(data):
+    a, b = data
+    out = a + b
+    for _ in range(200):  # real work the events would hide
+        out = out * 1.0
+    return out
+"""
+
+
+@pytest.mark.gpu
+def test_cuda_events_that_under_report_are_bounded_by_the_judges_clock(task):
+    from kerneldisc.evaluate import measure_reference
+
+    cfg = EvalConfig(device="cuda", timeout_s=120)
+    ref = measure_reference(task, cfg)
+    v = evaluate(task, UNDER_REPORTING, cfg, reference=ref)
+    # 200 extra elementwise passes cannot be faster than one add, whatever the events say.
+    assert v.status != "ok" or v.speedup < 1.0, v.message
+
+
+NO_SYNC = """
+import torch
+
+torch.cuda.synchronize = lambda *args, **kwargs: None  # the harness's completion barrier, disabled
+_side = torch.cuda.Stream()
+
+
+def custom_kernel(data):
+    a, b = data
+    out = torch.zeros_like(a)
+    _side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(_side):
+        torch.cuda._sleep(50_000_000)  # tens of ms of GPU time before the answer lands
+        torch.add(a, b, out=out)
+    return out
+"""
+
+
+@pytest.mark.gpu
+def test_gpu_work_left_running_after_the_reply_is_caught_or_charged(task):
+    v = evaluate(task, NO_SYNC, EvalConfig(device="cuda", timeout_s=120))
+    assert v.status in ("incorrect", "rejected") or v.speedup < 1.0, v.message

@@ -131,6 +131,14 @@ def test_comparison_table_holds_the_runtimes_the_bench_measured(bench_dir, repor
     assert best_row["speedup_vs_start"] == pytest.approx(start["runtime_us"] / summary["best_runtime_us"])
 
 
+def test_the_verdicts_table_says_which_kernels_ran_through_the_triton_interpreter(bench_dir, report_dir):
+    frame = pd.concat(pd.read_csv(p) for p in (report_dir / "tables").glob("bench_*_verdicts.csv"))
+    submission = frame[frame["candidate"] == "@submission"].iloc[0]  # vectoradd's Triton kernel
+    reference = frame[frame["candidate"] == "@reference"].iloc[0]  # plain torch
+    assert _verdict(bench_dir, "@submission")["interpreted"] is True
+    assert submission["executed"] == "Triton interpreter" and reference["executed"] == "cpu"
+
+
 def test_cpu_report_warns_and_never_shows_gpu_baselines(report_dir):
     html = (report_dir / "report.html").read_text()
     assert html_escape(CPU_NOTICE) in html

@@ -189,6 +189,8 @@ def verdicts_table(evals: list[EvalResult]) -> pd.DataFrame:
             "runtime_us": e.verdict.get("runtime_us"),
             "reference_runtime_us": e.verdict.get("reference_runtime_us"),
             "speedup": e.verdict.get("speedup"),
+            # A CPU verdict on Triton code ran through Triton's interpreter: no GPU behaviour shows.
+            "executed": "Triton interpreter" if e.verdict.get("interpreted") else e.verdict.get("device"),
             "message": _first_line(e.verdict.get("message")),
         }
         for e in evals
@@ -201,6 +203,7 @@ def verdicts_table(evals: list[EvalResult]) -> pd.DataFrame:
         "runtime_us",
         "reference_runtime_us",
         "speedup",
+        "executed",
         "message",
     ]
     return pd.DataFrame(rows, columns=columns)
