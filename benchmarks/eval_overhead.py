@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -67,7 +68,7 @@ def handshake_us(calls: int = 400) -> dict[str, float]:
     from kerneldisc.evaluate.arena import CpuArena
     from kerneldisc.evaluate.controller import HarnessProcess
     from kerneldisc.evaluate.harness import HarnessSpec, run
-    from kerneldisc.evaluate.sandbox import Limits
+    from kerneldisc.evaluate.sandbox import Limits, children
 
     result = torch.zeros(4096)
     arena = CpuArena()
@@ -75,6 +76,7 @@ def handshake_us(calls: int = 400) -> dict[str, float]:
         spec = HarnessSpec(role="reference", device="cpu", core=None, limits=Limits(), work_dir=work,
                            entry=lambda data: result)  # fmt: skip
         proc = HarnessProcess.fork(lambda: run(spec), arena.fd, 4000, 600.0, "bench", read_memory=True)
+        proc.others = frozenset(children(os.getpid())) - {proc.pid}  # the fork server, started above
         proc.start_tails()
         proc.wait_ready()
         proc.send({"op": "layout", "layout": arena.write((torch.randn(4096), torch.randn(4096)))})

@@ -21,7 +21,7 @@ from kerneldisc.evaluate import seccomp
 from kerneldisc.evaluate.arena import CpuArena, LayoutError, plan, views
 from kerneldisc.evaluate.controller import HarnessProcess
 from kerneldisc.evaluate.memread import MemoryReadError, ProcessMemory, overlaps
-from kerneldisc.evaluate.sandbox import Limits, stat_fields, threads
+from kerneldisc.evaluate.sandbox import Limits, children, stat_fields, threads
 from kerneldisc.evaluate.tripwire import Tripwire
 
 
@@ -181,6 +181,8 @@ def _spawn(entry, read_memory=True) -> tuple[HarnessProcess, CpuArena]:
     spec = HarnessSpec(role="reference", device="cpu", core=None, limits=Limits(), work_dir=tempfile.mkdtemp(),
                        entry=entry)  # fmt: skip
     proc = HarnessProcess.fork(lambda: run(spec), arena.fd, 4000, 60.0, "test", read_memory=read_memory)
+    # This test process stands in for the judge, whose only other children are harness processes.
+    proc.others = frozenset(children(os.getpid())) - {proc.pid}
     proc.start_tails()
     assert proc.wait_ready() == {"event": "ready"}
     return proc, arena

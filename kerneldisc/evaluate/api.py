@@ -48,6 +48,11 @@ def evaluate(
     if early is not None:
         early.elapsed_s = time.monotonic() - started
         return early
+    if reference is not None and (reference.device == "cpu") != (device == "cpu"):
+        raise ConfigError(
+            f"the reference was timed on {reference.device} ({reference.device_facts.get('name')}) but this "
+            f"evaluation runs on {device}; measure the reference on the same kind of device"
+        )
     if reference is not None and reference.method != timing_method(device):
         raise ConfigError(
             f"the reference of task {task.name} was timed as {reference.method or 'before timing methods were recorded'}, "
