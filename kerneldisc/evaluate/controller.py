@@ -11,14 +11,13 @@ call's cost, so work started before the reply and finished after it is charged a
 
 from __future__ import annotations
 
-import json
 import os
-import select
 import signal
 import time
 from collections.abc import Callable
 from typing import Any
 
+from kerneldisc.evaluate.link import LineReader, write_line
 from kerneldisc.evaluate.memread import ProcessMemory
 from kerneldisc.evaluate.sandbox import (
     ChildDied,
@@ -33,7 +32,6 @@ from kerneldisc.evaluate.sandbox import (
 )
 
 MAX_MESSAGE_BYTES = 1 << 22
-STOP_CHECK_S = 0.5  # how often a silent harness is checked for having stopped or died
 STOP_DEADLINE_S = 5.0  # a group whose threads do not all stop within this is killed
 _TICK_NS = 10**9 // os.sysconf("SC_CLK_TCK")
 _STOPPED = (b"T", b"t", b"Z", b"X")
@@ -48,7 +46,7 @@ class HarnessProcess:
         self.role = role
         self._cmd = cmd_w
         self._reply = reply_r
-        self._pending = bytearray()
+        self._reader = LineReader(reply_r, MAX_MESSAGE_BYTES)
         self._out_r, self._err_r, self._tail_bytes = out_r, err_r, tail_bytes
         self.stdout: Tail | None = None
         self.stderr: Tail | None = None
@@ -110,45 +108,23 @@ class HarnessProcess:
 
     # --- messages ------------------------------------------------------------------------
     def send(self, message: dict[str, Any]) -> None:
-        data = json.dumps(message).encode() + b"\n"
-        try:
-            while data:
-                data = data[os.write(self._cmd, data) :]
-        except OSError:
-            raise ChildDied() from None
+        write_line(self._cmd, message)
 
     def recv(self, deadline: float) -> dict[str, Any]:
-        """The next reply line; ChildDied when the process is gone or stopped itself, ChildTimeout
-        (after killing the group) at `deadline`."""
-        while b"\n" not in self._pending:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                self.timed_out = True
-                self.kill()
-                raise ChildTimeout()
-            ready, _, _ = select.select([self._reply], [], [], min(remaining, STOP_CHECK_S))
-            if not ready:
-                self._check_alive()
-                continue
-            chunk = os.read(self._reply, 1 << 16)
-            if not chunk:
-                self._reap(wait_s=2.0)
-                raise ChildDied()
-            self._pending += chunk
-            if len(self._pending) > MAX_MESSAGE_BYTES:
-                self.kill()
-                raise ChildDied()
-        line, _, rest = bytes(self._pending).partition(b"\n")
-        self._pending = bytearray(rest)
+        """The next reply line; ChildDied when the process is gone, stopped itself or sent
+        something that is not a reply; ChildTimeout (after killing the group) at `deadline`."""
         try:
-            message = json.loads(line)
-        except ValueError:
+            return self._reader.read(deadline, idle=self._check_alive)
+        except ChildTimeout:
+            self.timed_out = True
             self.kill()
-            raise ChildDied() from None
-        if not isinstance(message, dict):
-            self.kill()
-            raise ChildDied()
-        return message
+            raise
+        except ChildDied:
+            if self.status is None and not self.stopped_itself:
+                self._reap(wait_s=2.0)
+            if self.status is None:
+                self.kill()
+            raise
 
     def _check_alive(self) -> None:
         """Between polls: a harness that stopped itself (SIGSTOP) can never answer; one that died

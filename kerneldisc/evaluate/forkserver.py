@@ -18,10 +18,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from kerneldisc.evaluate.link import LineReader, write_line
 from kerneldisc.evaluate.sandbox import ChildDied, ChildTimeout, Tail, describe_status, state
 
-MAX_MESSAGE_BYTES = 1 << 24
-STOP_CHECK_S = 0.5
 START_TIMEOUT_S = 300.0
 _ROOT = str(Path(__file__).resolve().parents[2])
 
@@ -158,49 +157,28 @@ class JudgeProcess:
         self._cmd = cmd_w
         self._reply = reply_r
         self._status = status_r
-        self._pending = bytearray()
+        self._reader = LineReader(reply_r)
         self.stdout = Tail(out_r, 4000)
         self.stderr = Tail(err_r, 16000)
         self.status: int | None = None
         self.was_stopped = False
 
     def send(self, message: dict[str, Any]) -> None:
-        data = json.dumps(message).encode() + b"\n"
-        try:
-            while data:
-                data = data[os.write(self._cmd, data) :]
-        except OSError:
-            raise ChildDied() from None
+        write_line(self._cmd, message)
 
     def recv(self, deadline: float) -> dict[str, Any]:
-        while b"\n" not in self._pending:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                self.kill()
-                raise ChildTimeout()
-            ready, _, _ = select.select([self._reply], [], [], min(remaining, STOP_CHECK_S))
-            if not ready:
-                if state(self.pid) in (b"T", b"t"):
-                    # Same user: whoever stopped it meant it to hang us.
-                    self.was_stopped = True
-                    self.kill()
-                    raise ChildDied()
-                continue
-            chunk = os.read(self._reply, 1 << 16)
-            if not chunk:
-                raise ChildDied()
-            self._pending += chunk
-            if len(self._pending) > MAX_MESSAGE_BYTES:
-                raise ChildDied()
-        line, _, rest = bytes(self._pending).partition(b"\n")
-        self._pending = bytearray(rest)
         try:
-            message = json.loads(line)
-        except ValueError:
-            raise ChildDied() from None
-        if not isinstance(message, dict):
+            return self._reader.read(deadline, idle=self._check_stopped)
+        except ChildTimeout:
+            self.kill()
+            raise
+
+    def _check_stopped(self) -> None:
+        if state(self.pid) in (b"T", b"t"):
+            # Same user: whoever stopped it meant it to hang us.
+            self.was_stopped = True
+            self.kill()
             raise ChildDied()
-        return message
 
     def wait_status(self, timeout: float) -> int | None:
         """The judge's wait status, as its fork server reports it once it has ended."""

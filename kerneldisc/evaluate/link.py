@@ -1,14 +1,70 @@
-"""The judge's pipes to its caller: one JSON request line in, then the answer key, then one
-signed answer line out (see signing.py)."""
+"""JSON lines over pipes: the judge's link to its caller (one request line in, then the answer
+key, then one signed answer line out; see signing.py), and the bounded, deadline-aware reader
+the caller and the judge use on the pipes of the processes they started."""
 
 from __future__ import annotations
 
 import json
 import os
+import select
 import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
+from kerneldisc.evaluate.sandbox import ChildDied, ChildTimeout
 from kerneldisc.evaluate.signing import sign
+
+MAX_MESSAGE_BYTES = 1 << 24
+POLL_S = 0.5  # how often a silent writer is looked at (`idle`) while a reader waits
+
+
+def write_line(fd: int, message: dict[str, Any]) -> None:
+    """One JSON line, written whole; ChildDied when the reader is gone."""
+    data = json.dumps(message).encode() + b"\n"
+    try:
+        while data:
+            data = data[os.write(fd, data) :]
+    except OSError:
+        raise ChildDied() from None
+
+
+class LineReader:
+    """JSON-object lines from a pipe whose writer is not trusted: bounded in size, a deadline,
+    and a look at the writer (`idle`, which may raise) whenever it stays silent for POLL_S."""
+
+    def __init__(self, fd: int, limit: int = MAX_MESSAGE_BYTES) -> None:
+        self.fd = fd
+        self.limit = limit
+        self._pending = bytearray()
+
+    def read(self, deadline: float, idle: Callable[[], None] | None = None) -> dict[str, Any]:
+        """The next line as a dict. ChildTimeout at `deadline`; ChildDied on end of stream, an
+        oversized line or one that is not a JSON object."""
+        while b"\n" not in self._pending:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ChildTimeout()
+            ready, _, _ = select.select([self.fd], [], [], min(remaining, POLL_S))
+            if not ready:
+                if idle is not None:
+                    idle()
+                continue
+            chunk = os.read(self.fd, 1 << 16)
+            if not chunk:
+                raise ChildDied()
+            self._pending += chunk
+            if len(self._pending) > self.limit:
+                raise ChildDied()
+        line, _, rest = bytes(self._pending).partition(b"\n")
+        self._pending = bytearray(rest)
+        try:
+            message = json.loads(line)
+        except ValueError:
+            raise ChildDied() from None
+        if not isinstance(message, dict):
+            raise ChildDied()
+        return message
 
 
 class SignedLink:
