@@ -79,11 +79,12 @@ def handshake_us(calls: int = 400) -> dict[str, float]:
         proc.others = frozenset(children(os.getpid())) - {proc.pid}  # the fork server, started above
         proc.start_tails()
         proc.wait_ready()
-        proc.send({"op": "layout", "layout": arena.write((torch.randn(4096), torch.randn(4096)))})
+        layout, spans = arena.layout((torch.randn(4096), torch.randn(4096)))
+        proc.send({"op": "layout", "layout": layout})
         charged, judge = [], []
         for _ in range(calls):
             start = time.perf_counter()
-            _, cpu_ns, _ = proc.run({"op": "call"})
+            _, cpu_ns, _ = proc.call({"op": "call"}, lambda: arena.fill(layout, spans))
             judge.append((time.perf_counter() - start) * 1e6)
             charged.append(cpu_ns / 1e3)
         proc.close()

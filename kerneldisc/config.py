@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from kerneldisc.errors import ConfigError
+from kerneldisc.evaluate.config import MIN_MEMORY_MB
 from kerneldisc.yaml_file import read_yaml_mapping
 
 POLICIES = ("hf", "vllm", "openai", "scripted")
@@ -77,8 +78,10 @@ class DiscoverConfig:
             raise ConfigError(f"max_archive must be at least 2, got {self.max_archive}")
         if self.eval_timeout_s <= 0:
             raise ConfigError(f"eval_timeout_s must be positive, got {self.eval_timeout_s}")
-        if self.eval_memory_mb is not None and int(self.eval_memory_mb) < 256:
-            raise ConfigError(f"eval_memory_mb must be at least 256 (MB), got {self.eval_memory_mb}")
+        if self.eval_memory_mb is not None and int(self.eval_memory_mb) < MIN_MEMORY_MB:
+            raise ConfigError(
+                f"eval_memory_mb must be at least {MIN_MEMORY_MB} (MB), got {self.eval_memory_mb}"
+            )
         if self.temperature <= 0:
             raise ConfigError(f"temperature must be positive, got {self.temperature}")
         if self.policy == "openai" and self.train:

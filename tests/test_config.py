@@ -40,7 +40,7 @@ def test_bad_config_file_names_the_problem(tmp_path, text, message):
         ({"policy": "magic"}, "policy must be one of"),
         ({"policy": "openai"}, "--no-train"),
         ({"device": "tpu"}, "device must be"),
-        ({"eval_memory_mb": 100}, "eval_memory_mb must be at least 256"),
+        ({"eval_memory_mb": 512}, "eval_memory_mb must be at least 1024"),
     ],
 )
 def test_bad_values_are_refused(overrides, message):

@@ -50,7 +50,15 @@ NAMES = [
     "ctypes_pokes_inputs", "plants_modules", "peeks_future_inputs", "one_thread", "threads_split",
     "numpy_float64", "idle_pool_in_file", "sets_default_dtype", "triton_autotune", "jit_scripted",
     "escapes_sandbox", "forks_per_call",
+    # red-team round 4 (docs/evaluator.md)
+    "trims_harness", "sleep_gamble", "quantized_output", "deep_reply", "grows_arena", "expands_output",
+    "many_outputs", "nvcc_dev_zero", "leaves_shm_file",
 ]  # fmt: skip
+# Candidates for the other test tasks (a matrix product, complex vectors, an empty first test).
+OTHER_TASKS = {
+    "mm_honest": "mm_task", "zombie_main_thread": "mm_task", "zombie_orphan_helper": "mm_task",
+    "ignores_sigchld": "mm_task", "conj_view": "cplx_task", "add_torch@edge": "edge_task",
+}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -73,11 +81,13 @@ def verdicts(task, tmp_path_factory) -> dict[str, Verdict]:
             cfg = replace(CFG, min_repeats=60, max_repeats=60)
         elif name == "torch_compiled":
             cfg = replace(CFG, timeout_s=COMPILE_TIMEOUT_S)
-        return name, evaluate(task, CANDIDATES / f"{name}.py", cfg)
+        other = OTHER_TASKS.get(name)
+        where = load_task(CANDIDATES / other) if other else task
+        return name, evaluate(where, CANDIDATES / f"{name.split('@')[0]}.py", cfg)
 
     try:
         with ThreadPoolExecutor(max_workers=2) as pool:
-            found = dict(pool.map(one, NAMES))
+            found = dict(pool.map(one, NAMES + list(OTHER_TASKS)))
     finally:
         del os.environ["KERNELDISC_TEST_MARKER"]
     found["_marker"] = marker  # type: ignore[assignment]
@@ -252,9 +262,15 @@ def test_work_left_for_after_the_call_is_too_late_to_be_read(verdicts, name):
     assert "mismatch beyond tolerance" in v.message and "got 0" in v.message
 
 
-@pytest.mark.parametrize("name", ["defer_main_thread", "defer_gc_callback", "spinning_thread"])
+@pytest.mark.parametrize("name", ["defer_gc_callback", "spinning_thread"])
 def test_work_done_after_returning_but_before_the_stop_is_charged(verdicts, name):
     _gains_nothing(verdicts[name])
+
+
+def test_work_hidden_in_the_harnesss_own_code_after_returning_is_not_done_in_timed_calls(verdicts):
+    v = verdicts["defer_main_thread"]
+    assert v.status == "incorrect" and all(t.passed for t in v.tests), v.message
+    assert "timed call 0 of benchmark" in v.message
 
 
 def test_a_thread_left_spinning_is_charged_to_every_call(verdicts):
@@ -299,8 +315,8 @@ def test_patched_clocks_builtins_and_hooks_are_named_by_the_tripwire(verdicts, n
     [
         ("lies_about_output", "rejected", "aliases the input's memory"),
         ("points_to_nowhere", "rejected", "could not be read"),
-        ("edits_harness_memory", "incorrect", "shape mismatch"),
-        ("forges_bench_reply", "incorrect", "timed call 0 of benchmark"),
+        ("edits_harness_memory", "rejected", "malformed reply"),
+        ("forges_bench_reply", "rejected", "malformed reply"),
         ("ctypes_pokes_inputs", "incorrect", "modified its input"),
     ],
 )
@@ -345,6 +361,68 @@ def test_inputs_cannot_be_known_in_advance(verdicts):
 @pytest.mark.parametrize("name", ["one_thread", "threads_split", "numpy_float64", "forks_per_call"])
 def test_threads_and_processes_do_not_buy_cpu_time(verdicts, name):
     _gains_nothing(verdicts[name])
+
+
+# --- red-team round 4: what got through, and the unusual honest kernels it found refused ------
+
+
+def test_a_process_whose_main_thread_ended_while_others_run_is_rejected(verdicts):
+    v = verdicts["zombie_main_thread"]
+    assert v.status == "rejected" and "main thread exited" in v.message, v.message
+
+
+def test_a_helper_whose_main_thread_ended_is_still_charged(verdicts):
+    _gains_nothing(verdicts["zombie_orphan_helper"])
+    assert verdicts["mm_honest"].status == "ok", verdicts["mm_honest"].message
+
+
+def test_children_cannot_be_left_for_the_kernel_to_reap_unseen(verdicts):
+    v = verdicts["ignores_sigchld"]
+    assert v.status == "compile_error" and "PermissionError" in v.message, v.message
+
+
+def test_replacing_the_harnesss_per_call_code_is_named(verdicts):
+    v = verdicts["trims_harness"]
+    assert v.status == "rejected" and "replaced the evaluator's Session.call" in v.message, v.message
+
+
+def test_sleeping_does_not_end_a_benchmark_before_stale_calls_are_checked(verdicts):
+    v = verdicts["sleep_gamble"]
+    assert v.status in ("incorrect", "timeout") and v.speedup is None, v.message
+
+
+@pytest.mark.parametrize(
+    "name, status, reason",
+    [
+        ("quantized_output", "rejected", "malformed reply"),
+        ("deep_reply", "rejected", "not a line of the harness's protocol"),
+        ("expands_output", "incorrect", "shape mismatch: got (536870912,)"),
+        ("many_outputs", "incorrect", "expected a tensor, got list"),
+        ("nvcc_dev_zero", "compile_error", "only <system> and local headers may be included"),
+    ],
+)
+def test_outputs_and_replies_built_to_break_the_judge_get_a_verdict(verdicts, name, status, reason):
+    v = verdicts[name]
+    assert v.status == status and reason in v.message, v.message
+
+
+def test_the_arena_cannot_be_resized_by_the_candidate(verdicts):
+    v = verdicts["grows_arena"]
+    assert v.status == "ok" and "could not grow the arena" in v.stdout_tail, v.stdout_tail
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0, reason="files are told apart by the candidate's own user, as root only"
+)
+def test_files_the_candidate_leaves_in_shared_memory_are_removed(verdicts):
+    assert verdicts["leaves_shm_file"].status == "ok"
+    assert not [p for p in os.listdir("/dev/shm") if p.startswith("kerneldisc-test-")]
+
+
+@pytest.mark.parametrize("name", ["conj_view", "add_torch@edge"])
+def test_unusual_honest_kernels_are_ok(verdicts, name):
+    v = verdicts[name]
+    assert v.status == "ok" and v.correct, v.message
 
 
 # --- the sandbox itself ------------------------------------------------------------------------

@@ -81,6 +81,11 @@ def test_the_filter_closes_every_way_out_and_leaves_a_kernel_its_tools():
         result["dumpable"] = libc.prctl(4, 1, 0, 0, 0)
         result["io_uring"] = libc.syscall(425, 8, ctypes.create_string_buffer(120))
         result["new_user_namespace"] = libc.unshare(0x10000000)
+        import signal as sig
+
+        result["sigchld_ignored"] = _errno_of(lambda: sig.signal(sig.SIGCHLD, sig.SIG_IGN))
+        result["sigchld_asked"] = sig.getsignal(sig.SIGCHLD) == sig.SIG_DFL  # asking stays allowed
+        result["sigusr1_handler"] = _errno_of(lambda: sig.signal(sig.SIGUSR1, lambda *a: None))
         t = threading.Thread(target=lambda: None)
         t.start()
         t.join()
@@ -96,6 +101,7 @@ def test_the_filter_closes_every_way_out_and_leaves_a_kernel_its_tools():
     for key in ("setsid", "setpgid", "affinity", "kill_parent", "kill_everyone"):
         assert r[key] == 1, key  # EPERM
     assert r["dumpable"] == -1 and r["io_uring"] == -1 and r["new_user_namespace"] == -1
+    assert r["sigchld_ignored"] == 1 and r["sigchld_asked"] and r["sigusr1_handler"] == 0
     assert r["kill_self_and_group"] == 0 and r["fork_and_wait"] == 7 and r["torch"] == 3.0
 
 
@@ -137,8 +143,20 @@ def test_the_arena_cannot_be_shrunk_under_the_judge():
     arena.write(torch.ones(1000))
     with pytest.raises(PermissionError):
         os.ftruncate(arena.fd, 0)
-    arena.write(torch.ones(100_000))  # growing is the judge's, and still works
-    assert arena.size >= 400_000
+    with pytest.raises(PermissionError):
+        os.ftruncate(arena.fd, arena.size + 4096)  # nor grown: its size is fixed when it is made
+    layout = arena.write(torch.ones(100_000))  # the judge maps more of it as inputs grow
+    assert arena.mapped >= 400_000 and layout["size"] == arena.mapped
+    assert views(arena.bytes(), layout).sum() == 100_000
+    arena.close()
+
+
+def test_an_input_with_no_elements_still_has_a_region_to_view():
+    arena = CpuArena()
+    layout = arena.write((torch.empty(0), torch.empty(0, 3)))
+    assert layout["size"] > 0
+    back = views(arena.bytes(), layout)
+    assert back[0].shape == (0,) and back[1].shape == (0, 3)
     arena.close()
 
 
@@ -184,8 +202,15 @@ def _spawn(entry, read_memory=True) -> tuple[HarnessProcess, CpuArena]:
     # This test process stands in for the judge, whose only other children are harness processes.
     proc.others = frozenset(children(os.getpid())) - {proc.pid}
     proc.start_tails()
-    assert proc.wait_ready() == {"event": "ready"}
+    assert proc.wait_ready()["event"] == "ready"
     return proc, arena
+
+
+def _call(proc: HarnessProcess, arena: CpuArena, data) -> tuple[dict, int, float]:
+    """One call as the judge makes it: layout, a prepared harness, this call's inputs, the kernel."""
+    layout, spans = arena.layout(data)
+    proc.send({"op": "layout", "layout": layout})
+    return proc.call({"op": "call"}, lambda: arena.fill(layout, spans))
 
 
 def _burn(seconds: float) -> None:
@@ -205,8 +230,7 @@ def _kernel_with_helper_thread(data):
 def test_a_call_is_charged_the_cpu_time_of_every_thread_and_the_group_is_stopped_between_calls():
     proc, arena = _spawn(_kernel_with_helper_thread)
     try:
-        proc.send({"op": "layout", "layout": arena.write(torch.ones(8))})
-        reply, cpu_ns, wall_s = proc.run({"op": "call"})
+        reply, cpu_ns, wall_s = _call(proc, arena, torch.ones(8))
         assert reply["ok"], reply
         assert cpu_ns >= 95_000_000  # both threads' 50 ms, whatever the wall time was
         out = reply["outputs"]["tensors"][0]
@@ -224,15 +248,16 @@ def _kernel_leaving_work_behind(data):
     return data + 1
 
 
-def test_work_left_running_after_the_reply_is_charged_to_the_calls_it_runs_in():
+def test_work_left_running_after_the_reply_gets_no_cpu_while_the_judge_works():
     proc, arena = _spawn(_kernel_leaving_work_behind)
     try:
-        proc.send({"op": "layout", "layout": arena.write(torch.ones(8))})
-        charged = [proc.run({"op": "call"})[1] for _ in range(6)]
-        time.sleep(0.3)  # stopped: the threads it left cannot run, so nothing is lost or hidden
-        charged += [proc.run({"op": "call"})[1] for _ in range(3)]
-        # Every 200 ms burnt by a thread it started is charged to some call of the candidate's.
-        assert sum(charged) >= 0.2e9 * 6
+        charged = [_call(proc, arena, torch.ones(8))[1] for _ in range(3)]
+        clock = (~proc.pid << 3) | 2
+        before = time.clock_gettime_ns(clock)
+        time.sleep(0.3)  # frozen: the busy threads it left cannot run, so nothing happens unseen
+        assert time.clock_gettime_ns(clock) == before
+        # What they burn while the group runs in a call's charged window is the call's.
+        assert sum(charged) > 3 * 1e6
     finally:
         proc.close()
         arena.close()
@@ -250,8 +275,7 @@ def _forks_a_burner(data):
 def test_a_helper_process_that_ends_within_the_call_is_charged():
     proc, arena = _spawn(_forks_a_burner)
     try:
-        proc.send({"op": "layout", "layout": arena.write(torch.ones(8))})
-        total = sum(proc.run({"op": "call"})[1] for _ in range(3))
+        total = sum(_call(proc, arena, torch.ones(8))[1] for _ in range(3))
         # The kernel's accounting of reaped children is in clock ticks: 3 x 100 ms, minus a tick each.
         assert total >= 3 * 0.1e9 - 3 * 0.011e9
     finally:
@@ -269,9 +293,8 @@ def test_a_harness_process_that_stops_itself_is_noticed_and_killed():
 
     proc, arena = _spawn(_stops_itself)
     try:
-        proc.send({"op": "layout", "layout": arena.write(torch.ones(8))})
         with pytest.raises(ChildDied):
-            proc.run({"op": "call"})
+            _call(proc, arena, torch.ones(8))
         assert proc.stopped_itself and "was stopped (SIGSTOP)" in proc.exit_description()
     finally:
         proc.close()

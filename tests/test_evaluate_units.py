@@ -71,6 +71,22 @@ def test_output_format_rejects_subclasses_and_foreign_objects():
     assert check.output_format_problem(object(), "cpu")[0] == "rejected"
 
 
+def test_python_numbers_are_compared_with_the_tasks_tolerances():
+    assert check.compare(488.64934374889515, 488.649658203125, rtol=1e-4, atol=1e-6) is None
+    assert "expected 2.0" in check.compare(2.5, 2.0, rtol=1e-4, atol=1e-6)
+    assert check.compare(7, 7, 0, 0) is None and check.compare("a", "a", 0, 0) is None
+    assert check.compare(1 + 2j, 1 + 2.00001j, rtol=1e-4, atol=0) is None
+
+
+def test_the_structure_is_compared_before_anything_is_read():
+    ref = (torch.zeros(4), {"k": torch.ones(2, 3)})
+    meta = (torch.empty(4, device="meta"), {"k": torch.empty(2, 3, device="meta")})
+    assert check.structure_problem(meta, ref) is None
+    wide = (torch.empty(4, device="meta").expand(4), {"k": torch.empty(2**29, device="meta")})
+    assert "shape mismatch" in check.structure_problem(wide, ref)
+    assert "expected 2 items" in check.structure_problem([torch.empty(4, device="meta")] * 3000, ref)
+
+
 def test_relative_standard_error_of_the_repeat_rule():
     assert rel_stderr([5.0]) == float("inf")
     assert rel_stderr([2.0, 2.0, 2.0]) == 0.0
@@ -124,7 +140,8 @@ def test_settings_fill_device_dependent_defaults_but_keep_explicit_ones():
     cpu = EvalConfig().resolved("cpu")
     gpu = EvalConfig(time_budget_s=5.0).resolved("cuda:0")
     assert cpu["memory_limit_mb"] and gpu["memory_limit_mb"] is None
-    assert gpu["time_budget_s"] == 5.0 and gpu["min_repeats"] > cpu["min_repeats"]
+    assert gpu["time_budget_s"] == 5.0 and gpu["max_repeats"] > cpu["max_repeats"]
+    assert cpu["min_repeats"] >= 10  # few calls would leave most of them unchecked
 
 
 def test_verdict_round_trips_and_only_ok_is_correct():

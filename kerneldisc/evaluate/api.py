@@ -90,7 +90,7 @@ def evaluate(
             f"evaluation ran on {verdict.device} ({verdict.device_facts.get('name')}); measure the reference "
             "on the same kind of device"
         )
-    verdict.interpreted = verdict.device == "cpu" and imports_triton(source)
+    verdict.interpreted = verdict.device == "cpu" and (verdict.interpreted or imports_triton(source))
     verdict.elapsed_s = time.monotonic() - started
     return verdict
 

@@ -21,7 +21,7 @@ import torch
 
 ALIGN = 64
 _F_ADD_SEALS = 1033
-_F_SEAL_SEAL, _F_SEAL_SHRINK = 0x1, 0x2
+_F_SEAL_SEAL, _F_SEAL_SHRINK, _F_SEAL_GROW = 0x1, 0x2, 0x4
 _SCALARS = (bool, int, float, str, type(None))
 
 
@@ -80,59 +80,70 @@ def plan(data: Any) -> tuple[dict[str, Any], list[torch.Tensor], int]:
 
 
 class CpuArena:
-    """A memfd the judge writes inputs into. Sealed against shrinking (a candidate that truncated
-    it would make the judge's own accesses fault) and against new seals; only the judge grows it."""
+    """A memfd the judge writes inputs into, as large as the machine's memory but sparse (only the
+    pages written use memory). Sealed at once against shrinking, growing and new seals: a
+    candidate can neither make the judge's own accesses fault nor change its size."""
 
-    def __init__(self, name: str = "kerneldisc-inputs") -> None:
+    def __init__(self, name: str = "kerneldisc-inputs", size: int | None = None) -> None:
         self.fd = os.memfd_create(name, os.MFD_ALLOW_SEALING)
-        self.size = 0
+        self.size = size or _memory_size()
+        os.ftruncate(self.fd, self.size)
+        fcntl.fcntl(self.fd, _F_ADD_SEALS, _F_SEAL_SHRINK | _F_SEAL_GROW | _F_SEAL_SEAL)
+        self.mapped = 0
         self.map: mmap.mmap | None = None
-        self._sealed = False
 
-    def write(self, data: Any) -> dict[str, Any]:
-        """Copy `data`'s tensors into the region; the layout the harness needs to view them."""
+    def layout(self, data: Any) -> tuple[dict[str, Any], list[torch.Tensor]]:
+        """Where `data`'s tensors go; the layout carries the prefix of the region the harness maps."""
         layout, spans, needed = plan(data)
-        self._reserve(needed)
+        if needed > self.size:
+            raise LayoutError(f"the inputs need {needed} bytes, more than this machine's memory")
+        self._map(needed)
+        layout["size"] = self.mapped
+        return layout, spans
+
+    def fill(self, layout: dict[str, Any], spans: list[torch.Tensor]) -> None:
         base = self.bytes()
         for meta, flat in zip(layout["tensors"], spans, strict=True):
             if meta["nbytes"]:
-                raw = flat.contiguous().view(torch.uint8)
-                base[meta["offset"] : meta["offset"] + meta["nbytes"]].copy_(raw)
-        layout["size"] = self.size
+                base[meta["offset"] : meta["offset"] + meta["nbytes"]].copy_(
+                    flat.contiguous().view(torch.uint8)
+                )
+
+    def write(self, data: Any) -> dict[str, Any]:
+        """Copy `data`'s tensors into the region; the layout the harness needs to view them."""
+        layout, spans = self.layout(data)
+        self.fill(layout, spans)
         return layout
 
     def bytes(self) -> torch.Tensor:
-        """The whole region as a uint8 tensor (the judge's own view)."""
-        if self.map is None:
-            return torch.empty(0, dtype=torch.uint8)
+        """The mapped prefix of the region as a uint8 tensor (the judge's own view)."""
         return torch.frombuffer(self.map, dtype=torch.uint8)
 
     def read(self, meta: dict[str, Any]) -> torch.Tensor:
         """A copy of one input tensor as it is now in the region (for the mutation check)."""
         return view(self.bytes(), meta).clone()
 
-    def _reserve(self, needed: int) -> None:
-        if needed <= self.size:
+    def _map(self, needed: int) -> None:
+        if self.map is not None and needed <= self.mapped:
             return
-        size = max(needed, 2 * self.size, 1 << 16)
-        size = -(-size // mmap.PAGESIZE) * mmap.PAGESIZE
+        size = max(needed, 2 * self.mapped, 1 << 16)
+        size = min(-(-size // mmap.PAGESIZE) * mmap.PAGESIZE, self.size)
         if self.map is not None:
             self.map.close()
-        os.ftruncate(self.fd, size)
-        if not self._sealed:
-            fcntl.fcntl(self.fd, _F_ADD_SEALS, _F_SEAL_SHRINK | _F_SEAL_SEAL)
-            self._sealed = True
-        self.size = size
         self.map = mmap.mmap(self.fd, size)
-
-    def inode(self) -> tuple[int, int]:
-        info = os.fstat(self.fd)
-        return info.st_dev, info.st_ino
+        self.mapped = size
 
     def close(self) -> None:
         if self.map is not None:
             self.map.close()
         os.close(self.fd)
+
+
+def _memory_size() -> int:
+    try:
+        return max(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"), 1 << 30)
+    except (ValueError, OSError):
+        return 64 << 30
 
 
 def view(base: torch.Tensor, meta: dict[str, Any]) -> torch.Tensor:
@@ -197,4 +208,6 @@ def rebuild(node: Any, tensors: list[torch.Tensor]) -> Any:
         return getattr(torch, value)
     if kind == "float":
         return float(value)
+    if kind == "complex":
+        return complex(float(value[0]), float(value[1]))
     return value

@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-_SCALARS = (bool, int, float, str, type(None))
+_SCALARS = (bool, int, float, complex, str, type(None))
 # Inputs smaller than this are copied before every timed call, so that any call drawn for a check
 # has its inputs compared too; larger ones only before the first timed call (always checked),
 # so the copies never double a large task's memory on every call.
@@ -115,6 +115,40 @@ def _bytes(t: torch.Tensor) -> torch.Tensor:
     return t.detach().contiguous().reshape(-1).view(torch.uint8)
 
 
+def structure_problem(out: Any, ref: Any, path: str = "output") -> str | None:
+    """The first difference in structure, shape or dtype between `out` (tensors may be on the
+    meta device: nothing is read) and `ref`, or None."""
+    if isinstance(ref, torch.Tensor):
+        if not isinstance(out, torch.Tensor):
+            return f"{path}: expected a tensor, got {type(out).__name__}"
+        if tuple(out.shape) != tuple(ref.shape):
+            return f"{path}: shape mismatch: got {tuple(out.shape)}, expected {tuple(ref.shape)}"
+        if out.dtype != ref.dtype:
+            return f"{path}: dtype mismatch: got {out.dtype}, expected {ref.dtype}"
+        return None
+    if isinstance(ref, (tuple, list)):
+        if not isinstance(out, (tuple, list)):
+            return f"{path}: expected a {type(ref).__name__} of {len(ref)}, got {type(out).__name__}"
+        if len(out) != len(ref):
+            return f"{path}: expected {len(ref)} items, got {len(out)}"
+        for i, (o, r) in enumerate(zip(out, ref, strict=True)):
+            problem = structure_problem(o, r, f"{path}[{i}]")
+            if problem:
+                return problem
+        return None
+    if isinstance(ref, dict):
+        if not isinstance(out, dict) or set(out) != set(ref):
+            return f"{path}: expected a dict with keys {sorted(ref)}"
+        for k in ref:
+            problem = structure_problem(out[k], ref[k], f"{path}[{k!r}]")
+            if problem:
+                return problem
+        return None
+    if isinstance(out, torch.Tensor):
+        return f"{path}: expected {type(ref).__name__}, got a tensor"
+    return None
+
+
 def compare(out: Any, ref: Any, rtol: float, atol: float, path: str = "output") -> str | None:
     """None when `out` matches `ref` within tolerance, else the first reason it does not."""
     if isinstance(ref, torch.Tensor):
@@ -165,6 +199,15 @@ def compare(out: Any, ref: Any, rtol: float, atol: float, path: str = "output") 
             if problem:
                 return problem
         return None
+    if (
+        isinstance(ref, (float, complex))
+        and isinstance(out, (int, float, complex))
+        and not isinstance(out, bool)
+    ):
+        # A Python number from a kernel: the same tolerances as a tensor's elements.
+        if abs(out - ref) <= atol + rtol * abs(ref) or (out != out and ref != ref):
+            return None
+        return f"{path}: got {out!r}, expected {ref!r} (rtol={rtol:g}, atol={atol:g})"
     if out != ref:
         return f"{path}: got {out!r}, expected {ref!r}"
     return None

@@ -9,6 +9,7 @@ from typing import Any
 
 from kerneldisc.errors import ConfigError
 
+MIN_MEMORY_MB = 1024
 _DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
@@ -44,8 +45,11 @@ class EvalConfig:
         parse_device(self.device)
         if self.timeout_s <= 0:
             raise ConfigError(f"timeout must be a positive number of seconds, got {self.timeout_s}")
-        if self.memory_limit_mb is not None and self.memory_limit_mb < 256:
-            raise ConfigError(f"memory limit must be at least 256 MB, got {self.memory_limit_mb}")
+        if self.memory_limit_mb is not None and self.memory_limit_mb < MIN_MEMORY_MB:
+            raise ConfigError(
+                f"memory limit must be at least {MIN_MEMORY_MB} MB (torch alone maps about 700 MB), "
+                f"got {self.memory_limit_mb}"
+            )
         if self.check_fraction is not None and not 0 < self.check_fraction <= 1:
             raise ConfigError(f"check_fraction must be in (0, 1], got {self.check_fraction}")
 
@@ -56,7 +60,7 @@ class EvalConfig:
         defaults = {
             "memory_limit_mb": None if gpu else 8192,
             "time_budget_s": 2.0 if gpu else 0.4,
-            "min_repeats": 10 if gpu else 3,
+            "min_repeats": 10,
             "max_repeats": 1000 if gpu else 400,
             "warmup": 3,
             "check_fraction": 0.05 if gpu else 0.2,

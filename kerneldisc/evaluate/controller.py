@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from kerneldisc.evaluate.link import LineReader, write_line
+from kerneldisc.evaluate.link import LineReader, MalformedLine, write_line
 from kerneldisc.evaluate.memread import ProcessMemory
 from kerneldisc.evaluate.sandbox import (
     ChildDied,
@@ -55,6 +55,7 @@ class HarnessProcess:
         self.status: int | None = None  # wait status once reaped
         self.frozen = False
         self.stopped_itself = False
+        self.violation = ""  # why the judge killed it, when that is the harness's doing
         self.timed_out = False
         self.memory: ProcessMemory | None = None
         self.reaped_cpu_ns = 0  # CPU time of group members the judge reaped itself (orphans)
@@ -119,6 +120,10 @@ class HarnessProcess:
             self.timed_out = True
             self.kill()
             raise
+        except MalformedLine:
+            self.violation = "sent the judge a reply that is not a line of the harness's protocol"
+            self.kill()
+            raise
         except ChildDied:
             if self.status is None and not self.stopped_itself:
                 self._reap(wait_s=2.0)
@@ -150,6 +155,33 @@ class HarnessProcess:
         The group is stopped again before this returns, whatever happens."""
         if message is not None:
             self.send(message)
+        return self._window(meanwhile)
+
+    def call(self, prepare: dict[str, Any], write_inputs: Callable[[], None],
+             meanwhile: Callable[[], None] | None = None) -> tuple[dict[str, Any], int, float]:  # fmt: skip
+        """One call of the kernel, in two windows. In the first (not charged) the harness reads
+        the command and builds its views of the arena, which still holds the last call's values,
+        and says it is prepared. With the group stopped again, `write_inputs` puts this call's
+        values into the arena; then the second window, charged, is the kernel itself: from the
+        one byte that lets the harness go to its reply. So the harness's own per-call work is
+        mostly outside the charge, and whatever the candidate does in the first window sees no
+        input of this call."""
+        prepared, _, _ = self.run(prepare)
+        if prepared.get("event") != "prepared":
+            # A failure the harness reports before the call; anything else is not our harness.
+            return (
+                ({**prepared, "ok": False} if prepared.get("ok") is False else {"ok": "not prepared"}),
+                0,
+                0.0,
+            )
+        write_inputs()
+        try:
+            os.write(self._cmd, b"g")
+        except OSError:
+            raise ChildDied() from None
+        return self._window(meanwhile)
+
+    def _window(self, meanwhile: Callable[[], None] | None) -> tuple[dict[str, Any], int, float]:
         before = self.cpu_ns(self._members)
         started = time.monotonic()
         self.cont()
@@ -160,7 +192,7 @@ class HarnessProcess:
             wall = time.monotonic() - started
         finally:
             self.used_s += time.monotonic() - started
-            if self.alive():
+            if self.status is None or self.members():
                 self.freeze()
         return reply, max(self.cpu_ns(self._members) - before, 0), wall
 
@@ -196,6 +228,13 @@ class HarnessProcess:
             if self._all_stopped(members):
                 self.frozen = True
                 self._members = members  # a stopped group cannot fork: the list stays exact
+                if state(self.pid) == b"Z" and any(t != self.pid for t in threads(self.pid)):
+                    # Its main thread is gone but others run on: that is no harness of ours.
+                    self.violation = (
+                        "the harness's main thread exited while other threads of its process ran on"
+                    )
+                    self.kill()
+                    raise ChildDied()
                 return
             now = time.monotonic()
             if now > deadline:
@@ -232,8 +271,12 @@ class HarnessProcess:
             fields = stat_fields(pid)
             if fields is None:
                 continue
-            if pid != self.pid and fields[0] == b"Z" and int(fields[1]) == os.getpid():
-                self._reap_orphan(pid)
+            if (
+                pid != self.pid
+                and fields[0] == b"Z"
+                and int(fields[1]) == os.getpid()
+                and self._reap_orphan(pid)
+            ):
                 continue
             try:
                 total += time.clock_gettime_ns((~pid << 3) | 2)  # the process's CPU clock
@@ -242,12 +285,17 @@ class HarnessProcess:
             total += (int(fields[13]) + int(fields[14])) * _TICK_NS  # reaped children
         return total
 
-    def _reap_orphan(self, pid: int) -> None:
+    def _reap_orphan(self, pid: int) -> bool:
+        """Reap an orphan that has ended and keep its CPU time; False when it has not ended (a
+        zombie main thread whose other threads still run: its clock is read like any member's)."""
         try:
-            _, _, usage = os.wait4(pid, os.WNOHANG)
+            reaped, _, usage = os.wait4(pid, os.WNOHANG)
         except ChildProcessError:
-            return
+            return False
+        if not reaped:
+            return False
         self.reaped_cpu_ns += int((usage.ru_utime + usage.ru_stime) * 1e9)
+        return True
 
     # --- the end -------------------------------------------------------------------------
     def alive(self) -> bool:
@@ -304,6 +352,8 @@ class HarnessProcess:
                     pass
 
     def exit_description(self) -> str:
+        if self.violation:
+            return f"was killed: {self.violation}"
         if self.stopped_itself:
             return "was stopped (SIGSTOP) and killed"
         if self.status is None and self.alive():

@@ -63,9 +63,16 @@ def nvcc_check(cuda_sources: list[str], timeout_s: float = 120.0) -> CompileChec
     nvcc = shutil.which("nvcc")
     if nvcc is None:
         return None
+    body = "\n".join(cuda_sources)
+    outside = _INCLUDE_OUTSIDE.search(body)
+    if outside:
+        # The compiler runs in this process's stead: it may read only headers, never a file the
+        # candidate names by path (/dev/zero would exhaust memory, any file could leak into errors).
+        return CompileCheck(
+            False, f"nvcc: {outside.group(0).strip()}: only <system> and local headers may be included"
+        )
     with tempfile.TemporaryDirectory(prefix="kerneldisc-nvcc-") as tmp:
         src = os.path.join(tmp, "cuda.cu")
-        body = "\n".join(cuda_sources)
         torch_api = bool(_USES_TORCH_API.search(body))
         with open(src, "w") as f:
             # #line makes nvcc's messages point into the candidate's own cuda_sources text
@@ -80,7 +87,10 @@ def nvcc_check(cuda_sources: list[str], timeout_s: float = 120.0) -> CompileChec
         for path in _torch_include_paths() if torch_api else []:
             cmd += ["-I", path]
         try:
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, cwd=tmp)
+            done = subprocess.run(
+                cmd, capture_output=True, text=True, timeout=timeout_s, cwd=tmp, stdin=subprocess.DEVNULL,
+                preexec_fn=_compiler_limits,
+            )  # fmt: skip
         except subprocess.TimeoutExpired:
             return CompileCheck(False, f"nvcc did not finish within {timeout_s:.0f} s")
     if done.returncode == 0:
@@ -88,6 +98,21 @@ def nvcc_check(cuda_sources: list[str], timeout_s: float = 120.0) -> CompileChec
     text = (done.stderr + done.stdout).replace(src, "cuda.cu")
     errors = [line for line in text.splitlines() if "error" in line]
     return CompileCheck(False, "nvcc: " + "\n".join(errors[:20] or text.splitlines()[-20:]))
+
+
+# An #include of an absolute path, of a path that climbs out (..), or of anything under /dev, /proc.
+_INCLUDE_OUTSIDE = re.compile(r'^\s*#\s*include\s*[<"]\s*(/|[^>"]*\.\.)[^>"]*[>"]', re.MULTILINE)
+_COMPILER_MEMORY = 8 << 30
+_COMPILER_CPU_S = 300
+
+
+def _compiler_limits() -> None:
+    """nvcc's limits, set in the child before exec: memory and CPU time bounded, no core file."""
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (_COMPILER_MEMORY, _COMPILER_MEMORY))
+    resource.setrlimit(resource.RLIMIT_CPU, (_COMPILER_CPU_S, _COMPILER_CPU_S))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
 def _torch_include_paths() -> list[str]:

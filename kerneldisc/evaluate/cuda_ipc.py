@@ -114,24 +114,25 @@ class CudaArena:
         # Twice the L2 (at least 256 MiB) so every line a previous call touched is evicted.
         self._flush = torch.empty(max(2 * l2, 256 << 20), dtype=torch.int8, device=device)
 
-    def write(self, data: Any) -> dict[str, Any]:
+    def layout(self, data: Any) -> tuple[dict[str, Any], list[torch.Tensor]]:
         layout, spans, needed = plan(data)
         if needed > self.size:
             self.size = max(needed, 2 * self.size, 1 << 20)
             self.buffer = torch.empty(self.size, dtype=torch.uint8, device=self.device)
+        base, _ = allocation_of(self.buffer.data_ptr())
+        layout["size"] = self.size
+        layout["arena"] = {"handle": handle_of(base).hex(), "offset": self.buffer.data_ptr() - base,
+                           "size": self.size}  # fmt: skip
+        return layout, spans
+
+    def fill(self, layout: dict[str, Any], spans: list[torch.Tensor]) -> None:
+        """This call's values, then the L2 flush; the judge's own work on the device is finished
+        before the harness is let go."""
         for meta, flat in zip(layout["tensors"], spans, strict=True):
             if meta["nbytes"]:
                 self.buffer[meta["offset"] : meta["offset"] + meta["nbytes"]].copy_(
                     flat.contiguous().view(torch.uint8)
                 )
-        base, _ = allocation_of(self.buffer.data_ptr())
-        layout["size"] = self.size
-        layout["arena"] = {"handle": handle_of(base).hex(), "offset": self.buffer.data_ptr() - base,
-                           "size": self.size}  # fmt: skip
-        return layout
-
-    def prepare_call(self) -> None:
-        """Before each call: evict the L2 cache and finish the judge's own work on the device."""
         self._flush.zero_()
         torch.cuda.synchronize(self.device)
 

@@ -31,6 +31,7 @@ from kerneldisc.evaluate.sandbox import (
     die_with_parent,
     kill_orphans,
     not_dumpable,
+    remove_files_of,
 )
 from kerneldisc.evaluate.verdict import timing_method
 
@@ -56,6 +57,10 @@ class TaskFault(Exception):
 
 class CallerError(Exception):
     """The request cannot be served (no CUDA where CUDA was asked for)."""
+
+
+class _WrongOutput(Exception):
+    """The output's description already shows it is wrong (structure, shape, dtype)."""
 
 
 class TamperedTask(Exception):
@@ -131,28 +136,35 @@ def _judge(request: dict[str, Any], link) -> None:
         os._exit(1)
 
     link.on_parent_gone(abandon)
+    answer = _answer(judge, task, request)
+    # Nothing of the candidate's is left when the answer goes: the caller may end us at once.
+    for proc in procs:
+        proc.close()
+    if judge.uid is not None:
+        kill_orphans()
+        remove_files_of(judge.uid)
+    link.send(answer)
+
+
+def _answer(judge: Judge, task, request: dict[str, Any]) -> dict[str, Any]:
     try:
         answer = judge.serve(request)
         if request.get("candidate"):  # a rewrite after the reference was loaded poisons later runs
             _check_task_files(task, "while a candidate was running")
-        link.send(answer)
+        return answer
     except TamperedTask as exc:  # only a candidate runs between the two checks
-        link.send({"verdict": judge.failed("rejected", str(exc))})
+        return {"verdict": judge.failed("rejected", str(exc))}
     except CallerError as exc:
-        link.send({"caller_error": str(exc)})
+        return {"caller_error": str(exc)}
     except TaskFault as exc:
-        link.send({"task_error": str(exc)})
+        return {"task_error": str(exc)}
     except Exception as exc:  # the task's reference could not run: the task's fault
         if request.get("candidate"):
             try:
                 _check_task_files(task, "while a candidate was running")
             except TamperedTask as tampered:
-                link.send({"verdict": judge.failed("rejected", str(tampered))})
-                return
-        link.send({"task_error": f"{type(exc).__name__}: {exc}"})
-    finally:
-        for proc in procs:
-            proc.close()
+                return {"verdict": judge.failed("rejected", str(tampered))}
+        return {"task_error": f"{type(exc).__name__}: {exc}"}
 
 
 def _usable_device(request: dict[str, Any]) -> str:
@@ -237,6 +249,7 @@ class Judge:
         self.reader = None
         isolate = bool(request["config"].get("isolate_user", True))
         self.uid = unprivileged_uid() if isolate and os.geteuid() == 0 else None
+        self.interpreted = False
 
     # --- processes -----------------------------------------------------------------------
     def fork_harness(self, role: str) -> HarnessProcess:
@@ -359,10 +372,18 @@ class Judge:
                 f"candidate exceeded the {self.candidate.budget_s:.0f} s time limit {passed}and was killed"
             )
         except ChildDied:
-            v["status"] = "crash"
+            v["status"] = "rejected" if self.candidate.violation else "crash"
             v["message"] = (
                 f"candidate process {self.candidate.exit_description()} before delivering its result"
             )
+        except TaskFault:
+            raise
+        except Exception as exc:  # noqa: BLE001 - whatever a candidate made the judge trip on earns nothing
+            v["status"] = "rejected"
+            v["message"] = (
+                f"the evaluator could not judge this candidate ({type(exc).__name__}: {str(exc)[:300]}); no reward"
+            )
+        v["interpreted"] = self.interpreted
         if v["status"] != "ok" and v["tests"] == []:
             v["tests"] = [{"spec": s, "passed": False, "message": "not run"} for s in self.tests]
         self._finish(v)
@@ -371,26 +392,28 @@ class Judge:
     def ready(self, proc: HarnessProcess) -> None:
         """The harness's first message (its entry point loaded, or not); it is stopped after."""
         message = proc.wait_ready()
+        self._note_triton(message)
         if message.get("event") == "failed":
             raise Stop(*_failure(message))
         if message.get("event") != "ready":
             raise Stop("rejected", MALFORMED)
 
     def _call(self, proc: HarnessProcess, data: Any, audit: bool = False, meanwhile=None):
-        """One call of the kernel on `data`: (reply, charged µs, wall µs). The inputs are written
-        while every process of the harness is stopped."""
+        """One call of the kernel on `data`: (reply, charged µs, wall µs, layout). The inputs are
+        written only while every process of the harness is stopped, right before the charged
+        window (see HarnessProcess.call)."""
         import json
 
-        layout = self.arena.write(data)
+        layout, spans = self.arena.layout(data)
         text = json.dumps(layout, sort_keys=True)
         if self._layouts.get(proc.pid) != text:
             proc.send({"op": "layout", "layout": layout})
             self._layouts[proc.pid] = text
-        if self.gpu:
-            self.arena.prepare_call()
-        reply, cpu_ns, wall_s = proc.run({"op": "call", "audit": audit}, meanwhile)
+        reply, cpu_ns, wall_s = proc.call(
+            {"op": "call", "audit": audit}, lambda: self.arena.fill(layout, spans), meanwhile
+        )
         if reply.get("ok") is not True:
-            raise Stop(*_failure(reply))
+            raise Stop(*(_failure(reply) if reply.get("ok") is False else ("rejected", MALFORMED)))
         if not isinstance(reply.get("outputs"), dict):
             raise Stop("rejected", MALFORMED)
         return reply, cpu_ns / 1e3, wall_s * 1e6, layout
@@ -403,7 +426,7 @@ class Judge:
             problem = None
             for rep in TWO_REPS:
                 seed = salted_seed(self.salt, spec, "test", i, rep)
-                data = self.problem.make_input(spec, seed, self.device)
+                data = self._make_input(spec, seed)
                 expected: dict[str, Any] = {}
                 try:
                     # The reference runs on the judge's own copy while the candidate runs.
@@ -427,13 +450,32 @@ class Judge:
             results.append({"spec": spec, "passed": problem is None, "message": problem or ""})
         return results
 
+    def _note_triton(self, message: dict[str, Any]) -> None:
+        """Whether the candidate's kernels ran through Triton's interpreter: a label (for people
+        and reports) its harness reports, OR-ed with what the caller read in its source."""
+        count = message.get("triton_kernels")
+        if self.device == "cpu" and isinstance(count, int) and count > 0:
+            self.interpreted = True
+
+    def _make_input(self, spec: dict[str, Any], seed: int) -> Any:
+        """The task's inputs for one call, made here with the task's own generator."""
+        try:
+            return self.problem.make_input(spec, seed, self.device)
+        except Exception as exc:
+            raise TaskFault(
+                f"generate_input failed for {_label(spec)}: {type(exc).__name__}: {exc}"
+            ) from None
+
     def _expected(self, data: Any) -> dict[str, Any]:
         """The reference's answer on its own copy of the inputs, and what the reference itself does
         to them (a reference that updates a cache in place permits the candidate the same)."""
         from kerneldisc.evaluate import check
 
         ref_data = check.snapshot(data)
-        out = self.problem.ref_kernel(ref_data)
+        try:
+            out = self.problem.ref_kernel(ref_data)
+        except Exception as exc:
+            raise TaskFault(f"the reference failed: {type(exc).__name__}: {exc}") from None
         return {
             "output": out,
             "mutates": set(check.changed_inputs(data, ref_data)),
@@ -445,7 +487,10 @@ class Judge:
         """None if the candidate's output is right; raises Stop for gaming, returns why not."""
         from kerneldisc.evaluate import check
 
-        out, aliased = self._read_outputs(described, expected["output"])
+        try:
+            out, aliased = self._read_outputs(described, expected["output"])
+        except _WrongOutput as wrong:
+            return str(wrong)
         if aliased and not expected["aliases"]:
             raise Stop(
                 "rejected", f"{aliased[0]} aliases the input's memory (the input itself or a view of it); return a new tensor"
@@ -480,10 +525,19 @@ class Judge:
         metas = described.get("tensors")
         if not isinstance(metas, list) or not all(isinstance(m, dict) for m in metas):
             raise Stop("rejected", MALFORMED)
+        parsed = [_tensor_meta(meta) for meta in metas]
+        try:  # the structure and shapes first, from the description alone: nothing is read for a wrong one
+            shapes = rebuild(
+                described.get("tree"), [torch.empty(p[1], dtype=p[0], device="meta") for p in parsed]
+            )
+        except (LayoutError, KeyError, TypeError, ValueError, IndexError, AttributeError, RecursionError):
+            raise Stop("rejected", MALFORMED) from None
+        problem = check.structure_problem(shapes, reference_out)
+        if problem:
+            raise _WrongOutput(problem)
         limit = 8 * sum(t.nbytes for _, t in check.tensors(reference_out)) + (1 << 20)
         tensors, spans = [], []
-        for meta in metas:
-            dtype, shape, stride, ptr = _tensor_meta(meta)
+        for meta, (dtype, shape, stride, ptr) in zip(metas, parsed, strict=True):
             nbytes = span_elements(torch.empty_strided(shape, stride, dtype=dtype, device="meta")) * (
                 torch.empty(0, dtype=dtype).element_size()
             )
@@ -501,10 +555,7 @@ class Judge:
                     "rejected", f"the output's memory could not be read ({exc}); return a plain tensor"
                 ) from None
             spans.append((ptr, nbytes))
-        try:
-            out = rebuild(described.get("tree"), tensors)
-        except (LayoutError, KeyError, TypeError, ValueError, IndexError, AttributeError):
-            raise Stop("rejected", MALFORMED) from None
+        out = rebuild(described.get("tree"), tensors)
         aliased: list[str] = []
         if not self.gpu:
             st = os.fstat(self.arena.fd)
@@ -548,7 +599,8 @@ class Judge:
 
         raw = [self._bench(self.candidate, j, spec, trusted=False) for j, spec in enumerate(self.benchmarks)]
         raw2 = None
-        if reference is not None:
+        given = reference is not None
+        if given:
             ref = [RuntimeStats(**b["runtime"]) for b in reference["benchmarks"]]
             handshakes = [b.get("handshake_us") for b in reference["benchmarks"]]
             if self._speedup(self._stats(raw, handshakes), ref) > self.settings["recheck_speedup_above"]:
@@ -571,8 +623,9 @@ class Judge:
         speedup = self._speedup(cand, ref)
         if raw2 is not None:
             # Believe a large speedup only if a second, independent measurement agrees: keep the
-            # more modest of the two (candidate re-timed; reference re-timed here).
-            ref2, handshakes2 = self._time_reference()
+            # more modest of the two (the candidate re-timed; the reference re-timed here, or the
+            # one given, timed once per run, again).
+            ref2, handshakes2 = (ref, handshakes) if given else self._time_reference()
             cand2 = self._stats(raw2, handshakes2)
             v["rechecked"] = True
             if self._speedup(cand2, ref2) < speedup:
@@ -608,13 +661,12 @@ class Judge:
         salt = self.salt + ("-reference" if trusted else "")
         fraction = float(self.settings["check_fraction"])
         for w in range(policy.warmup):
-            data = self.problem.make_input(spec, salted_seed(salt, spec, "bench", index, -1 - w), self.device)
+            data = self._make_input(spec, salted_seed(salt, spec, "bench", index, -1 - w))
             self._call(proc, data)
         samples = Samples(gpu=self.gpu)
-        started = time.monotonic()
         rep = 0
         while rep < policy.max_repeats:
-            data = self.problem.make_input(spec, salted_seed(salt, spec, "bench", index, rep), self.device)
+            data = self._make_input(spec, salted_seed(salt, spec, "bench", index, rep))
             reply, cpu_us, wall_us, layout = self._call(proc, data)
             measured = reply.get("event_us") if self.gpu else cpu_us
             if (
@@ -634,15 +686,18 @@ class Judge:
                 if problem:
                     raise Stop("incorrect", f"timed call {rep} of benchmark {_label(spec)}: {problem}")
             rep += 1
+            # The budget is charged time, not the judge's clock: a candidate that sleeps (no CPU)
+            # cannot end a benchmark early with few calls, most of them unchecked.
             if rep >= policy.min_repeats and (
                 rel_stderr(samples.times) < policy.target_rel_stderr
-                or time.monotonic() - started >= policy.budget_s
+                or sum(samples.times) * 1e-6 >= policy.budget_s
             ):
                 break
         if not trusted:  # defence in depth: what the candidate patched in its own process
             reply, _, _ = proc.run({"op": "audit"})
             if reply.get("ok") is not True:
                 raise Stop(*_failure(reply))
+            self._note_triton(reply)
         return samples
 
     def _end_candidate(self) -> None:
@@ -711,7 +766,8 @@ def _tensor_meta(meta: dict[str, Any]):
     the candidate's process."""
     import torch
 
-    dtype = getattr(torch, str(meta.get("dtype")), None)
+    name = str(meta.get("dtype"))
+    dtype = getattr(torch, name, None) if name in _DTYPES else None
     shape, stride, ptr = meta.get("shape"), meta.get("stride"), meta.get("ptr")
     ints = lambda xs: (
         isinstance(xs, list) and all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in xs)
@@ -720,6 +776,13 @@ def _tensor_meta(meta: dict[str, Any]):
             or not isinstance(ptr, int) or isinstance(ptr, bool) or len(shape) > 16):  # fmt: skip
         raise Stop("rejected", MALFORMED)
     return dtype, shape, stride, ptr
+
+
+# Dense dtypes whose bytes the judge can read and compare (quantized and other exotic ones: no).
+_DTYPES = frozenset(
+    "float64 float32 float16 bfloat16 complex128 complex64 complex32 int64 int32 int16 int8 uint8 uint16 "
+    "uint32 uint64 bool float8_e4m3fn float8_e5m2 float8_e4m3fnuz float8_e5m2fnuz".split()
+)
 
 
 def _failure(reply: dict[str, Any]) -> tuple[str, str]:

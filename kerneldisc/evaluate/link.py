@@ -19,6 +19,11 @@ MAX_MESSAGE_BYTES = 1 << 24
 POLL_S = 0.5  # how often a silent writer is looked at (`idle`) while a reader waits
 
 
+class MalformedLine(ChildDied):
+    """The writer sent something that is not a line of our protocol: too long, not JSON, not an
+    object. The writer is alive and ours to kill: no harness of ours writes that."""
+
+
 def write_line(fd: int, message: dict[str, Any]) -> None:
     """One JSON line, written whole; ChildDied when the reader is gone."""
     data = json.dumps(message).encode() + b"\n"
@@ -55,15 +60,15 @@ class LineReader:
                 raise ChildDied()
             self._pending += chunk
             if len(self._pending) > self.limit:
-                raise ChildDied()
+                raise MalformedLine()
         line, _, rest = bytes(self._pending).partition(b"\n")
         self._pending = bytearray(rest)
         try:
             message = json.loads(line)
-        except ValueError:
-            raise ChildDied() from None
+        except (ValueError, RecursionError):  # malformed, or nested deep enough to break the parser
+            raise MalformedLine() from None
         if not isinstance(message, dict):
-            raise ChildDied()
+            raise MalformedLine()
         return message
 
 

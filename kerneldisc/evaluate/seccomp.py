@@ -42,6 +42,7 @@ def _arg(i: int) -> int:
 # Namespace flags of clone(): a new PID or user namespace would take processes out of reach.
 _CLONE_NEW_ANY = 0x7E020080
 _PR_SET_DUMPABLE = 4
+_SIGCHLD = 17  # x86-64 and aarch64 alike
 _FCNTL_SIGNALLING = (8, 10, 15)  # F_SETOWN, F_SETSIG, F_SETOWN_EX: signals to any process
 _IOCTL_SIGNALLING = (0x8901, 0x8902)  # FIOSETOWN, SIOCSPGRP
 
@@ -56,12 +57,12 @@ _NAMES = (
     "clone3 io_uring_setup io_uring_enter io_uring_register io_setup io_submit perf_event_open kill tkill "
     "tgkill rt_sigqueueinfo rt_tgsigqueueinfo pidfd_open pidfd_getfd sched_setscheduler sched_setattr "
     "sched_setparam setpriority prlimit64 migrate_pages move_pages process_madvise process_mrelease kcmp "
-    "userfaultfd fcntl ioctl open_by_handle_at name_to_handle_at"
+    "userfaultfd fcntl ioctl open_by_handle_at name_to_handle_at rt_sigaction"
 ).split()
 _X86_64 = (203, 112, 109, 101, 310, 311, 157, 272, 308, 56, 435, 425, 426, 427, 206, 209, 298, 62, 200, 234,
-           129, 297, 434, 438, 144, 314, 142, 141, 302, 256, 279, 440, 448, 312, 323, 72, 16, 304, 303)  # fmt: skip
+           129, 297, 434, 438, 144, 314, 142, 141, 302, 256, 279, 440, 448, 312, 323, 72, 16, 304, 303, 13)  # fmt: skip
 _AARCH64 = (122, 157, 154, 117, 270, 271, 167, 97, 268, 220, 435, 425, 426, 427, 0, 2, 241, 129, 130, 131,
-            138, 240, 434, 438, 119, 274, 118, 140, 261, 238, 239, 440, 448, 272, 282, 25, 29, 265, 264)  # fmt: skip
+            138, 240, 434, 438, 119, 274, 118, 140, 261, 238, 239, 440, 448, 272, 282, 25, 29, 265, 264, 134)  # fmt: skip
 _ARCHES = {
     "x86_64": _Arch(0xC000003E, True, dict(zip(_NAMES, _X86_64, strict=True))),
     "aarch64": _Arch(0xC00000B7, False, dict(zip(_NAMES, _AARCH64, strict=True))),
@@ -78,6 +79,8 @@ _DENIED = (
     "process_madvise", "process_mrelease", "migrate_pages", "move_pages",
     "open_by_handle_at", "name_to_handle_at",  # with the read capability: files outside its mounts
 )  # fmt: skip
+# SIGCHLD ignored (or SA_NOCLDWAIT) makes the kernel reap children as they exit, and their CPU
+# time then reaches no counter the judge reads: a candidate may not change SIGCHLD's action.
 # Calls whose first argument names a process: only its own group, itself and processes newer
 # than itself (its threads and children) may be named, never the judge, the reference's worker
 # or any other process the evaluator started before it.
@@ -128,6 +131,7 @@ def build(own_pid: int, arch_name: str | None = None) -> bytes | None:
     p.op(_JEQ, nr["setpriority"], "setpriority", 0)
     p.op(_JEQ, nr["fcntl"], "fcntl", 0)
     p.op(_JEQ, nr["ioctl"], "ioctl", 0)
+    p.op(_JEQ, nr["rt_sigaction"], "sigaction", 0)
     for name in _PID_FIRST:
         p.op(_JEQ, nr[name], "pid0", 0)
     p.op(_RET, _RET_ALLOW)
@@ -153,6 +157,13 @@ def build(own_pid: int, arch_name: str | None = None) -> bytes | None:
     for cmd in _IOCTL_SIGNALLING:
         p.op(_JEQ, cmd, "deny", 0)
     p.op(_RET, _RET_ALLOW)
+    p.label("sigaction")  # SIGCHLD's disposition stays: children are reaped by wait, counted
+    p.op(_LD, _arg(0))
+    p.op(_JEQ, _SIGCHLD, 0, "allow")
+    p.op(_LD, _arg(1))  # the new action: NULL (only asking) is fine
+    p.op(_JEQ, 0, 0, "deny")
+    p.op(_LD, _arg(1) + 4)
+    p.op(_JEQ, 0, "allow", "deny")
     p.label("pid0")
     p.op(_LD, _arg(0))
     p.label("pid_check")  # the accumulator holds a pid_t: 0, its own group, or >= own pid

@@ -23,9 +23,23 @@ class Tripwire:
     def __init__(self) -> None:
         self.clocks = {name: getattr(time, name) for name in _CLOCKS if hasattr(time, name)}
         self.builtins = {name: getattr(builtins, name) for name in _BUILTINS}
+        self.watched: list[tuple[object, str, object, object]] = []
+
+    def watch(self, owner: object, *names: str) -> None:
+        """Notice if `owner.name` is replaced or its code rewritten (the harness's own per-call
+        code: a candidate that trims it would be charged less than the reference for the same
+        work; see docs/evaluator.md, "The handshake")."""
+        for name in names:
+            value = getattr(owner, name)
+            self.watched.append((owner, name, value, getattr(value, "__code__", None)))
 
     def check(self) -> str | None:
         """What the candidate changed, in words, or None."""
+        for owner, name, value, code in self.watched:
+            now = getattr(owner, name, None)
+            if now is not value or getattr(now, "__code__", None) is not code:
+                label = getattr(owner, "__qualname__", getattr(owner, "__name__", "?"))
+                return f"the candidate replaced the evaluator's {label}.{name} in its process"
         for name, fn in self.clocks.items():
             if getattr(time, name, None) is not fn:
                 return f"the candidate replaced time.{name} (timing is the evaluator's, not the kernel's)"

@@ -33,9 +33,12 @@ def main(sock_fd: int) -> None:
 
     torch.set_num_threads(1)
     _preload()
-    from kerneldisc.evaluate.sandbox import not_dumpable
+    from kerneldisc.evaluate.sandbox import become_subreaper, not_dumpable
 
     not_dumpable()
+    # A judge killed from outside (its caller's deadline, the OOM killer) leaves its harness
+    # processes' helpers orphaned: they come here, and are killed, instead of running on.
+    become_subreaper()
     sock = socket.socket(fileno=sock_fd)
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
@@ -91,6 +94,14 @@ def _spawn(request: dict, fds: list[int], sock: socket.socket, wake_r: int, wake
 
 
 def _reap(judges: dict[int, int]) -> None:
+    from kerneldisc.evaluate.sandbox import children
+
+    for pid in children(os.getpid()):
+        if pid not in judges:  # an orphan of a judge that died: nothing of ours
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
     while True:
         try:
             pid, status = os.waitpid(-1, os.WNOHANG)

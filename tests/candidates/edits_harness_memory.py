@@ -11,9 +11,9 @@ def _swap(session):
     real_call = type(session).call
 
     class Stale(type(session)):
-        def call(self, command):
+        def call(self, command, *args):
             if "reply" not in _state:
-                _state["reply"] = real_call(self, command)
+                _state["reply"] = real_call(self, command, *args)
                 _state["keep"] = self.last_output
             return _state["reply"]
 
