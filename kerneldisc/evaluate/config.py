@@ -61,7 +61,7 @@ class EvalConfig:
             "memory_limit_mb": None if gpu else 8192,
             "time_budget_s": 2.0 if gpu else 0.4,
             "min_repeats": 10,
-            "max_repeats": 1000 if gpu else 400,
+            "max_repeats": 1000 if gpu else 200,
             "warmup": 3,
             "check_fraction": 0.05 if gpu else 0.2,
         }

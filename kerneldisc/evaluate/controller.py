@@ -155,7 +155,7 @@ class HarnessProcess:
         The group is stopped again before this returns, whatever happens."""
         if message is not None:
             self.send(message)
-        return self._window(meanwhile)
+        return self._window(meanwhile, charged=True)
 
     def call(self, prepare: dict[str, Any], write_inputs: Callable[[], None],
              meanwhile: Callable[[], None] | None = None) -> tuple[dict[str, Any], int, float]:  # fmt: skip
@@ -166,7 +166,8 @@ class HarnessProcess:
         one byte that lets the harness go to its reply. So the harness's own per-call work is
         mostly outside the charge, and whatever the candidate does in the first window sees no
         input of this call."""
-        prepared, _, _ = self.run(prepare)
+        self.send(prepare)
+        prepared, _, _ = self._window(None, charged=False)
         if prepared.get("event") != "prepared":
             # A failure the harness reports before the call; anything else is not our harness.
             return (
@@ -179,10 +180,12 @@ class HarnessProcess:
             os.write(self._cmd, b"g")
         except OSError:
             raise ChildDied() from None
-        return self._window(meanwhile)
+        return self._window(meanwhile, charged=True)
 
-    def _window(self, meanwhile: Callable[[], None] | None) -> tuple[dict[str, Any], int, float]:
-        before = self.cpu_ns(self._members)
+    def _window(
+        self, meanwhile: Callable[[], None] | None, charged: bool
+    ) -> tuple[dict[str, Any], int, float]:
+        before = self.cpu_ns(self._members) if charged else 0
         started = time.monotonic()
         self.cont()
         try:
@@ -194,7 +197,7 @@ class HarnessProcess:
             self.used_s += time.monotonic() - started
             if self.status is None or self.members():
                 self.freeze()
-        return reply, max(self.cpu_ns(self._members) - before, 0), wall
+        return reply, max(self.cpu_ns(self._members) - before, 0) if charged else 0, wall
 
     def wait_ready(self) -> dict[str, Any]:
         """The first message after start-up (the candidate imported, or failed to), then frozen."""
@@ -209,33 +212,36 @@ class HarnessProcess:
             pass
 
     def freeze(self) -> None:
-        """Stop every process of the group and confirm, from /proc, that every thread of each has
-        stopped (or is dead)."""
+        """Stop every process of the group and confirm that every thread of each has stopped (or
+        is dead): the leader's from the kernel's stop report to its parent (sent once every
+        thread of it has stopped), any other member's from /proc."""
         try:
             os.killpg(self.pid, signal.SIGSTOP)
         except ProcessLookupError:
             return
         started = time.monotonic()
         deadline = started + STOP_DEADLINE_S
+        leader_stopped = False
         while True:
-            if self.status is None:
-                # Takes the stop report (it is not left to look like a stop of the harness's own
-                # doing later) or, if the leader died, its exit status.
+            if self.status is None and not leader_stopped:
                 pid, status = os.waitpid(self.pid, os.WNOHANG | os.WUNTRACED)
-                if pid and not os.WIFSTOPPED(status):
+                if pid and os.WIFSTOPPED(status):
+                    leader_stopped = True
+                elif pid:
                     self.status = status
-            members = self.members()
-            if self._all_stopped(members):
-                self.frozen = True
-                self._members = members  # a stopped group cannot fork: the list stays exact
-                if state(self.pid) == b"Z" and any(t != self.pid for t in threads(self.pid)):
-                    # Its main thread is gone but others run on: that is no harness of ours.
-                    self.violation = (
-                        "the harness's main thread exited while other threads of its process ran on"
-                    )
-                    self.kill()
-                    raise ChildDied()
-                return
+            if leader_stopped or self.status is not None:
+                members = self.members()
+                if self._all_stopped([m for m in members if m != self.pid]):
+                    self.frozen = True
+                    self._members = members  # a stopped group cannot fork: the list stays exact
+                    if state(self.pid) == b"Z" and any(t != self.pid for t in threads(self.pid)):
+                        # Its main thread is gone but others run on: that is no harness of ours.
+                        self.violation = (
+                            "the harness's main thread exited while other threads of its process ran on"
+                        )
+                        self.kill()
+                        raise ChildDied()
+                    return
             now = time.monotonic()
             if now > deadline:
                 self.kill()
@@ -258,9 +264,11 @@ class HarnessProcess:
 
     def members(self) -> list[int]:
         """The processes of this harness: its own and everything below it, including helpers it
-        orphaned (the judge is their subreaper), but never the judge's other harness processes."""
+        orphaned (the judge is their subreaper; they are reparented to its main thread, which
+        also forked the harness), but never the judge's other harness processes."""
         me = os.getpid()
-        roots = [self.pid] + [p for p in children(me) if p != self.pid and p not in self.others]
+        mine = children(me, thread=me)
+        roots = [self.pid] + [p for p in mine if p != self.pid and p not in self.others]
         return descendants(roots)
 
     def cpu_ns(self, members: list[int] | None = None) -> int:

@@ -162,12 +162,12 @@ def threads(pid: int) -> list[int]:
         return []
 
 
-def children(pid: int) -> list[int]:
-    """The children of a process: the kernel's per-thread lists when it has them (fast), else a
-    scan of /proc for processes whose parent it is."""
+def children(pid: int, thread: int | None = None) -> list[int]:
+    """The children of a process (or of one of its threads): the kernel's per-thread lists when
+    it has them (fast), else a scan of /proc for processes whose parent it is."""
     found: set[int] = set()
     try:
-        for tid in os.listdir(f"/proc/{pid}/task"):
+        for tid in [str(thread)] if thread is not None else os.listdir(f"/proc/{pid}/task"):
             with open(f"/proc/{pid}/task/{tid}/children", "rb") as f:
                 found.update(int(p) for p in f.read().split())
         return sorted(found)
