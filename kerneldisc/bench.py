@@ -14,7 +14,6 @@ import logging
 import os
 import queue
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -27,9 +26,10 @@ from typing import Any
 
 import yaml
 
+from kerneldisc.atomic import write_json
 from kerneldisc.config import FIELDS
+from kerneldisc.devices import parse_device, resolve_device, visible_gpus
 from kerneldisc.errors import ConfigError, KerneldiscError
-from kerneldisc.run_folder import atomic_write_json
 from kerneldisc.task import REFERENCE_DIR, Task, load_task
 from kerneldisc.yaml_file import read_yaml_mapping
 
@@ -100,9 +100,7 @@ def load_suite(path: str | Path, overrides: dict[str, str] | None = None) -> Sui
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise ConfigError(f"{path}: entry names must be unique; give these a 'name': {', '.join(dupes)}")
-    device = str(raw.get("device") or "auto")
-    if not (device in ("auto", "cpu", "cuda") or device.startswith("cuda:")):
-        raise ConfigError(f"{path}: device must be auto, cpu or cuda, got {device!r}")
+    device = parse_device(str(raw.get("device") or "auto"), f"{path}: device")
     return Suite(
         name=str(raw.get("name") or path.stem),
         device=device,
@@ -302,27 +300,6 @@ def run_suite(
     return SuiteResult(out_dir, outcomes)
 
 
-def resolve_device(device: str) -> str:
-    if device != "auto":
-        return device
-    return "cuda" if visible_gpus() else "cpu"
-
-
-def visible_gpus() -> list[str]:
-    """GPU ids this process may use, read without initialising CUDA in the parent."""
-    env = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if env is not None:
-        return [g for g in env.split(",") if g.strip() and g.strip() != "-1"]
-    if not shutil.which("nvidia-smi"):
-        return []
-    try:
-        listing = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        return []
-    count = sum(line.startswith("GPU ") for line in listing.splitlines())  # MIG lines are indented
-    return [str(i) for i in range(count)]
-
-
 def run_entry(entry: Entry, out_dir: Path, device: str, echo=print) -> dict[str, Any]:
     """Run one entry in this process; whatever goes wrong is written down as its outcome."""
     entry_dir = out_dir / "entries" / entry.name
@@ -371,13 +348,13 @@ def _run_eval(entry: Entry, task: Task, entry_dir: Path, device: str, outcome: d
         return errors or ["no candidates to evaluate"]
     cfg = EvalConfig(device=device)
     reference = measure_reference(task, cfg)
-    atomic_write_json(entry_dir / "reference.json", reference.to_dict())
+    write_json(entry_dir / "reference.json", reference.to_dict())
     (entry_dir / "verdicts").mkdir(exist_ok=True)
     records: list[dict[str, Any]] = []
     for label, role, path in candidates:
         verdict = evaluate(task, path.read_text(), cfg, reference=reference).to_dict()
         verdict_file = f"verdicts/{_slug(label, [r['verdict_file'] for r in records])}.json"
-        atomic_write_json(entry_dir / verdict_file, verdict)
+        write_json(entry_dir / verdict_file, verdict)
         records.append(
             {
                 "label": label,
@@ -552,7 +529,7 @@ def _run_in_child(entry: Entry, out_dir: Path, device: str, gpu: str) -> dict[st
 
 
 def write_outcome(entry_dir: Path, outcome: dict[str, Any]) -> None:
-    atomic_write_json(entry_dir / "outcome.json", outcome)
+    write_json(entry_dir / "outcome.json", outcome)
 
 
 def read_outcome(out_dir: Path, name: str) -> dict[str, Any] | None:
@@ -577,7 +554,7 @@ def _record_ceilings(out_dir: Path, device: str) -> None:
     except Exception as exc:  # a report without speed-of-light figures beats no benchmark at all
         log.warning("could not measure device ceilings: %s", exc)
         return
-    atomic_write_json(out_dir / "ceilings.json", {ceilings.device_name: asdict(ceilings)})
+    write_json(out_dir / "ceilings.json", {ceilings.device_name: asdict(ceilings)})
 
 
 def _outcome_line(outcome: dict[str, Any]) -> str:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from kerneldisc.errors import CandidateError, TaskError
-from kerneldisc.task import Task, parse_source, read_text, top_level_names
+from kerneldisc.task_model import Task, exec_source_file, parse_source, read_text, top_level_names
 
 REQUIRED = ("Model", "get_inputs", "get_init_inputs")
 WEIGHT_SEED = 42  # the seed set immediately before constructing Model and ModelNew
@@ -66,13 +66,12 @@ def make_problem(path: str | Path) -> tuple[Callable[..., KernelBenchData], Call
     """(generate_input, ref_kernel) for the file at `path`; imports (runs) the file."""
     problem = _import_file(Path(path), "_kerneldisc_kernelbench_problem")
 
-    def generate_input(seed: int) -> KernelBenchData:
+    def generate_input(seed: int, device: str = "cpu") -> KernelBenchData:
         import torch
 
         torch.manual_seed(seed)
         init_inputs = tuple(problem.get_init_inputs())
         inputs = tuple(problem.get_inputs())
-        device = _device()
         return _to_device(inputs, device), _to_device(init_inputs, device)
 
     return generate_input, _model_runner(problem.Model)
@@ -133,19 +132,13 @@ def _signature(values: Sequence[Any]) -> tuple:
     return tuple(parts)
 
 
-def _device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def _device_of(inputs: Sequence[Any]) -> Any:
     import torch
 
     for v in inputs:
         if isinstance(v, torch.Tensor):
             return v.device
-    return torch.device(_device())
+    return torch.device("cpu")  # no tensor among the inputs: the model runs where torch defaults
 
 
 def _to_device(values: tuple, device: str) -> tuple:
@@ -155,8 +148,6 @@ def _to_device(values: tuple, device: str) -> tuple:
 
 
 def _import_file(path: Path, module_name: str) -> types.ModuleType:
-    from kerneldisc.task import exec_source_file
-
     return exec_source_file(module_name, path)
 
 

@@ -6,8 +6,12 @@ Layout (the contract in docs/architecture.md):
 
 Crash safety: a step becomes real only when `checkpoints/step-N/` is complete and the pointer
 file `checkpoints/LATEST` names it (both made with atomic renames). Everything at the top level
-is a published view of the latest checkpoint; `resume()` rebuilds those views from it, so a
-`kill -9` at any instant loses at most the unfinished step and duplicates nothing.
+is a published view of the latest checkpoint, and `checkpoints/PUBLISHED` names the checkpoint
+the views were last made from (written after them). Any command that opens a run folder
+(`RunFolder.open`: resume, report) republishes when the two differ, so a `kill -9` or a Ctrl-C at
+any instant loses at most the unfinished step, duplicates nothing, and never leaves the top level
+behind for the next reader. This module is the only writer of a run's files (through
+`kerneldisc.atomic`).
 """
 
 from __future__ import annotations
@@ -23,32 +27,17 @@ from typing import Any
 
 import yaml
 
+from kerneldisc.atomic import fsync_dir, read_lines, write_json, write_lines, write_text
 from kerneldisc.errors import ConfigError
 
 KEEP_CHECKPOINTS = 2
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 
 
 def code_hash(code: str) -> str:
     return hashlib.sha256(code.encode()).hexdigest()[:16]
 
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+read_jsonl = read_lines  # the one JSON-lines reader (kerneldisc.atomic)
 
 
 @dataclass
@@ -94,13 +83,30 @@ class RunFolder:
 
     @classmethod
     def open(cls, root: Path) -> RunFolder:
+        """An existing run folder, its top-level views brought up to its latest checkpoint."""
         root = Path(root)
         if not (root / "config.yml").is_file():
             raise ConfigError(f"{root} is not a kerneldisc run folder (no config.yml)")
-        return cls(root)
+        run = cls(root)
+        run.recover()
+        return run
+
+    def recover(self) -> None:
+        """Republish from the latest checkpoint when the top level lags behind it (a run stopped
+        between writing `LATEST` and finishing the views)."""
+        latest = self.latest()
+        marker = self.checkpoints / "PUBLISHED"
+        if latest is None:
+            return
+        if (
+            not marker.is_file()
+            or marker.read_text().strip() != latest.path.name
+            or not (self.root / "summary.json").is_file()
+        ):
+            self.publish(latest)
 
     def write_config(self, config: dict[str, Any]) -> None:
-        atomic_write_text(self.root / "config.yml", yaml.safe_dump(config, sort_keys=False))
+        write_text(self.root / "config.yml", yaml.safe_dump(config, sort_keys=False))
 
     def config(self) -> dict[str, Any]:
         try:
@@ -118,7 +124,7 @@ class RunFolder:
         rel = f"candidates/{digest}.py"
         path = self.root / rel
         if not path.exists():
-            atomic_write_text(path, code)
+            write_text(path, code)
         return digest, rel
 
     def write_reply(self, text: str) -> str:
@@ -127,11 +133,11 @@ class RunFolder:
         path = self.root / rel
         if not path.exists():
             path.parent.mkdir(exist_ok=True)
-            atomic_write_text(path, text)
+            write_text(path, text)
         return rel
 
     def save_reference(self, reference: dict[str, Any]) -> None:
-        atomic_write_json(self.root / "reference.json", reference)
+        write_json(self.root / "reference.json", reference)
 
     def load_reference(self) -> dict[str, Any] | None:
         p = self.root / "reference.json"
@@ -149,10 +155,19 @@ class RunFolder:
         meta = json.loads((path / "meta.json").read_text())
         return Checkpoint(step=int(meta["step"]), path=path)
 
+    def load_archive(self):
+        """The archive as the latest checkpoint holds it."""
+        from kerneldisc.search import Archive
+
+        latest = self.latest()
+        if latest is None:
+            raise ConfigError(f"{self.root} has no finished step to resume from")
+        return Archive.load(latest.archive)
+
     def commit_step(
         self,
         step: int,
-        archive_file: Path,
+        archive: dict[str, Any],
         history: list[dict[str, Any]],
         step_record: dict[str, Any] | None,
         summary: dict[str, Any],
@@ -167,26 +182,26 @@ class RunFolder:
         if tmp.exists():
             shutil.rmtree(tmp)
         tmp.mkdir(parents=True)
-        shutil.copy2(archive_file, tmp / "archive.json")
+        write_json(tmp / "archive.json", archive, indent=1)
         if save_adapter is not None:
             save_adapter(tmp / "adapter")
         elif prev is not None and prev.adapter is not None:
             shutil.copytree(prev.adapter, tmp / "adapter")
         if save_policy_state is not None:
             save_policy_state(tmp / "policy_state.pt")
-        _write_lines(tmp / "history.jsonl", history)
-        _write_lines(tmp / "steps.jsonl", [step_record] if step_record else [])
-        atomic_write_json(tmp / "summary.json", summary)
+        write_lines(tmp / "history.jsonl", history)
+        write_lines(tmp / "steps.jsonl", [step_record] if step_record else [])
+        write_json(tmp / "summary.json", summary)
         if best_code is not None:
-            atomic_write_text(tmp / "best_kernel.py", best_code)
+            write_text(tmp / "best_kernel.py", best_code)
         meta = {"step": step, "history_before": before[0], "steps_before": before[1], "time": time.time()}
-        atomic_write_json(tmp / "meta.json", meta)
+        write_json(tmp / "meta.json", meta)
         final = self.checkpoints / f"step-{step:06d}"
         if final.exists():  # a previous attempt died after the rename but before LATEST
             shutil.rmtree(final)
         os.replace(tmp, final)
-        _fsync_dir(self.checkpoints)
-        atomic_write_text(self.checkpoints / "LATEST", final.name + "\n")
+        fsync_dir(self.checkpoints)
+        write_text(self.checkpoints / "LATEST", final.name + "\n")
         ckpt = Checkpoint(step=step, path=final)
         self.publish(ckpt)
         self._prune(keep=final.name)
@@ -196,14 +211,11 @@ class RunFolder:
         """Rebuild the top-level files so they say exactly what the checkpoint says."""
         meta = json.loads((ckpt.path / "meta.json").read_text())
         for name, before_key in (("history.jsonl", "history_before"), ("steps.jsonl", "steps_before")):
-            kept = read_jsonl(self.root / name)[: meta[before_key]]
-            _write_lines(self.root / name, kept + read_jsonl(ckpt.path / name))
-        shutil.copy2(ckpt.archive, self.root / ".archive.json.tmp")
-        os.replace(self.root / ".archive.json.tmp", self.root / "archive.json")
-        shutil.copy2(ckpt.path / "summary.json", self.root / ".summary.json.tmp")
-        os.replace(self.root / ".summary.json.tmp", self.root / "summary.json")
-        if (ckpt.path / "best_kernel.py").is_file():
-            atomic_write_text(self.root / "best_kernel.py", (ckpt.path / "best_kernel.py").read_text())
+            kept = read_lines(self.root / name)[: meta[before_key]]
+            write_lines(self.root / name, kept + read_lines(ckpt.path / name))
+        for name in ("archive.json", "summary.json", "best_kernel.py"):
+            if (ckpt.path / name).is_file():
+                write_text(self.root / name, (ckpt.path / name).read_text())
         link = self.root / "adapter"
         if ckpt.adapter is not None:
             tmp_link = self.root / ".adapter.tmp"
@@ -211,14 +223,15 @@ class RunFolder:
                 tmp_link.unlink()
             tmp_link.symlink_to(os.path.relpath(ckpt.adapter, self.root))
             os.replace(tmp_link, link)
+        write_text(self.checkpoints / "PUBLISHED", ckpt.path.name + "\n")  # last: the views are whole
 
     def _counts(self, ckpt: Checkpoint | None) -> tuple[int, int]:
         if ckpt is None:
             return 0, 0
         meta = json.loads((ckpt.path / "meta.json").read_text())
         return (
-            meta["history_before"] + len(read_jsonl(ckpt.path / "history.jsonl")),
-            meta["steps_before"] + len(read_jsonl(ckpt.path / "steps.jsonl")),
+            meta["history_before"] + len(read_lines(ckpt.path / "history.jsonl")),
+            meta["steps_before"] + len(read_lines(ckpt.path / "steps.jsonl")),
         )
 
     def _prune(self, keep: str) -> None:
@@ -228,15 +241,3 @@ class RunFolder:
                 shutil.rmtree(old, ignore_errors=True)
         for tmp in self.checkpoints.glob(".tmp-step-*"):
             shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _write_lines(path: Path, records: list[dict[str, Any]]) -> None:
-    atomic_write_text(path, "".join(json.dumps(r, sort_keys=True, default=str) + "\n" for r in records))
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

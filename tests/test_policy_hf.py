@@ -7,6 +7,7 @@ import shutil
 import pytest
 import torch
 from test_models import _one_thread, embedded_model, tiny_model  # noqa: F401  (shared fixtures)
+from test_trainer import pushed
 from transformers import AutoTokenizer
 
 from kerneldisc.errors import ConfigError
@@ -111,14 +112,14 @@ def test_loaded_adapter_is_used_for_the_next_samples(tiny_model, tmp_path):  # n
     trainer = Trainer(tiny_model, TrainerConfig(lora_rank=4, lr=1e-2, kl_coef=0.0))
     policy = HFPolicy(tiny_model, seed=2, max_new_tokens=6)
     first = policy.sample([RAW], 2)[0]
-    trainer.step([(first[0], 1.0), (first[1], -1.0)])
+    trainer.step(pushed([(first[0], 1.0), (first[1], -1.0)]))
     policy.load_adapter(trainer.save_adapter_for_sampling())
     second = policy.sample([RAW], 2)[0]
     # The policy's sampling log-probs are the trained model's, not the base model's.
     for c, lps in zip(second, trainer.logprobs(second), strict=True):
         assert max(abs(a - b) for a, b in zip(c.logprobs, lps, strict=True)) < 1e-3
     # A second adapter replaces the first; release then sample reloads weights and adapter.
-    trainer.step([(second[0], 1.0), (second[1], -1.0)])
+    trainer.step(pushed([(second[0], 1.0), (second[1], -1.0)]))
     policy.load_adapter(trainer.save(tmp_path / "ckpt"))
     policy.release()
     third = policy.sample([RAW], 1)[0]
@@ -132,7 +133,7 @@ def test_policy_sharing_the_trainer_samples_from_its_live_adapter(tiny_model, tm
     policy = make_policy("hf", tiny_model, seed=2, max_new_tokens=6, trainer=trainer)
     assert policy.trainer is trainer
     first = policy.sample([RAW], 2)[0]
-    trainer.step([(first[0], 1.0), (first[1], -1.0)])
+    trainer.step(pushed([(first[0], 1.0), (first[1], -1.0)]))
     policy.load_adapter(trainer.save_adapter_for_sampling())
     second = policy.sample([RAW], 2)[0]
     for c, lps in zip(second, trainer.logprobs(second), strict=True):

@@ -8,6 +8,7 @@ import os
 import pytest
 import torch
 from test_models import embedded_model  # noqa: F401  (shared fixture)
+from test_trainer import pushed
 
 from kerneldisc.errors import ConfigError
 from kerneldisc.learn.trainer import Trainer, TrainerConfig
@@ -39,7 +40,7 @@ def test_vllm_logprobs_match_the_model_and_follow_each_new_adapter(embedded_mode
     for c, lps in zip(first, trainer.logprobs(first), strict=True):
         assert torch.allclose(torch.tensor(c.logprobs), torch.tensor(lps), atol=0.1)
 
-    trainer.step([(first[0], 1.0), (first[1], -1.0), (first[2], 1.0), (first[3], -1.0)])
+    trainer.step(pushed([(first[0], 1.0), (first[1], -1.0), (first[2], 1.0), (first[3], -1.0)]))
     policy.load_adapter(trainer.save_adapter_for_sampling())
     second = policy.sample([prompt], 4)[0]
     for c, lps in zip(second, trainer.logprobs(second), strict=True):

@@ -12,8 +12,7 @@ from kerneldisc.run_folder import RunFolder, read_jsonl
 
 
 def _commit(run: RunFolder, step: int, n_lines: int, adapter_text: str | None = None):
-    archive = run.root / "archive.json"
-    archive.write_text(json.dumps({"step": step}))
+    archive = {"step": step}
     save = None
     if adapter_text is not None:
 
@@ -99,3 +98,29 @@ def test_candidates_are_content_addressed(tmp_path):
     c = run.write_candidate("print(2)\n")
     assert a == b and a != c
     assert (run.root / a[1]).read_text() == "print(1)\n"
+
+
+def test_a_run_stopped_between_its_checkpoint_and_publishing_is_recovered_on_open(tmp_path):
+    """A Ctrl-C after checkpoints/LATEST names step 1 but before the top-level views were made
+    (here: step 1's views undone by hand): the next command that opens the folder republishes."""
+    run = RunFolder.create(tmp_path / "run", {"task": "x"})
+    _commit(run, 0, 1)
+    _commit(run, 1, 2)
+    (run.root / "summary.json").unlink()
+    (run.checkpoints / "PUBLISHED").write_text("step-000000\n")
+    lines = read_jsonl(run.root / "history.jsonl")
+    (run.root / "history.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines[:1]))
+    RunFolder.open(run.root)
+    assert json.loads((run.root / "summary.json").read_text())["steps_completed"] == 1
+    assert [r["step"] for r in read_jsonl(run.root / "history.jsonl")] == [0, 1, 1]
+    assert (run.checkpoints / "PUBLISHED").read_text().strip() == "step-000001"
+
+
+def test_a_run_folder_written_before_the_published_marker_opens_as_it_is(tmp_path):
+    run = RunFolder.create(tmp_path / "run", {"task": "x"})
+    _commit(run, 0, 2)
+    (run.checkpoints / "PUBLISHED").unlink()  # folders made by earlier versions have none
+    before = (run.root / "history.jsonl").read_text()
+    RunFolder.open(run.root)
+    assert (run.root / "history.jsonl").read_text() == before
+    assert (run.checkpoints / "PUBLISHED").read_text().strip() == "step-000000"

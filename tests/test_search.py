@@ -7,22 +7,33 @@ import math
 
 import pytest
 
+from kerneldisc.atomic import write_json
 from kerneldisc.errors import ConfigError
-from kerneldisc.search import Archive, Rollout, normalise_code, rank_prior
+from kerneldisc.evaluate import Verdict
+from kerneldisc.rollout import Rollout
+from kerneldisc.search import Archive, normalise_code, rank_prior
+
+
+def judged(code: str, reward: float, runtime_us: float | None, status: str, message: str = "") -> Rollout:
+    rollout = Rollout(step=1, parent=None, code=code, code_hash=f"h{abs(hash(code)) % 10**6}")
+    rollout.verdict = Verdict(task="t", candidate="c.py", device="cpu", status=status, message=message,
+                              runtime_us=runtime_us, speedup=reward if status == "ok" else None)  # fmt: skip
+    rollout.reward = reward
+    return rollout
 
 
 def ok(code: str, reward: float, runtime_us: float = 10.0) -> Rollout:
-    return Rollout(code=code, reward=reward, runtime_us=runtime_us, status="ok", message="passed")
+    return judged(code, reward, runtime_us, "ok", "passed")
 
 
 def failed(code: str = "def custom_kernel(data):\n    raise RuntimeError\n") -> Rollout:
-    return Rollout(code=code, reward=0.0, runtime_us=None, status="crash", message="RuntimeError")
+    return judged(code, 0.0, None, "crash", "RuntimeError")
 
 
-def small_tree(path=None, c: float = 1.0) -> tuple[Archive, dict[str, str]]:
+def small_tree(c: float = 1.0) -> tuple[Archive, dict[str, str]]:
     """Root R (1.0) with correct children A (2.0), B (1.5) and one failed rollout."""
-    archive = Archive.create(path, c=c)
-    root = archive.add_root("def custom_kernel(data):\n    return data\n", 1.0, 100.0, "ok", "passed")
+    archive = Archive(c=c)
+    root = archive.add_root(ok("def custom_kernel(data):\n    return data\n", 1.0, 100.0))
     a, b, f = archive.record_rollouts(root.id, [ok("a = 1", 2.0), ok("b = 1", 1.5), failed()], step=0)
     assert f is None
     return archive, {"R": root.id, "A": a, "B": b}
@@ -57,9 +68,9 @@ def test_selection_skips_ancestors_of_a_picked_state():
 
 def test_selection_skips_descendants_of_a_picked_state():
     # With c = 0 the score is Q alone: R's Q is its best child B (3.0) and beats everything.
-    archive = Archive.create(None, c=0.0, top_children=3)
-    r = archive.add_root("r = 0", 5.0, 1.0, "ok")
-    s = archive.add_root("s = 0", 0.5, 1.0, "ok")
+    archive = Archive(c=0.0, top_children=3)
+    r = archive.add_root(ok("r = 0", 5.0, 1.0))
+    s = archive.add_root(ok("s = 0", 0.5, 1.0))
     a, b = archive.record_rollouts(r.id, [ok("a = 0", 1.0), ok("b = 0", 3.0)], step=0)
     (d,) = archive.record_rollouts(b, [ok("d = 0", 2.0)], step=1)
     assert archive.scores() == {r.id: 3.0, s.id: 0.5, a: 1.0, b: 2.0, d: 2.0}
@@ -67,9 +78,9 @@ def test_selection_skips_descendants_of_a_picked_state():
 
 
 def test_score_ties_are_broken_by_creation_order():
-    archive = Archive.create(None, c=0.0)
-    first = archive.add_root("x = 1", 1.0, 1.0, "ok")
-    second = archive.add_root("x = 2", 1.0, 1.0, "ok")
+    archive = Archive(c=0.0)
+    first = archive.add_root(ok("x = 1", 1.0, 1.0))
+    second = archive.add_root(ok("x = 2", 1.0, 1.0))
     assert [s.id for s in archive.select(2)] == [first.id, second.id]
     assert [s.id for s in archive.select(1)] == [first.id]
 
@@ -87,8 +98,8 @@ def test_failed_rollouts_count_as_expansions_of_the_parent_and_its_ancestors():
 
 def test_empty_root_is_valued_at_the_lowest_real_reward_never_above_it():
     # A generic reward (negative runtime): the published search valued the empty root at 0 here.
-    archive = Archive.create(None)
-    r = archive.add_root("r = 0", -100.0, 100.0, "ok")
+    archive = Archive()
+    r = archive.add_root(ok("r = 0", -100.0, 100.0))
     e = archive.add_empty_root()
     a, b = archive.record_rollouts(r.id, [ok("a = 0", -50.0), ok("b = 0", -80.0)], step=0)
     assert archive.value(e.id) == -100.0
@@ -104,7 +115,7 @@ def test_empty_root_is_valued_at_the_lowest_real_reward_never_above_it():
 
 
 def test_empty_root_alone_is_valued_zero_and_selectable():
-    archive = Archive.create(None)
+    archive = Archive()
     e = archive.add_empty_root()
     assert archive.value(e.id) == 0.0
     assert [s.id for s in archive.select(2)] == [e.id]
@@ -117,8 +128,8 @@ def test_rank_prior_is_linear_and_shares_weight_between_ties():
 
 
 def test_children_are_deduplicated_by_normalised_code():
-    archive = Archive.create(None, top_children=5)
-    root = archive.add_root("def f():\n    return 0\n", 1.0, 1.0, "ok")
+    archive = Archive(top_children=5)
+    root = archive.add_root(ok("def f():\n    return 0\n", 1.0, 1.0))
     first = "def f():\n    return 1\n"
     same = "# faster\ndef f():  # tuned\n\n    return 1   \n"
     added = archive.record_rollouts(root.id, [ok(first, 2.0), ok(same, 3.0), ok(root.code, 4.0)], step=0)
@@ -133,8 +144,8 @@ def test_comment_marks_inside_strings_are_not_comments():
 
 
 def test_parent_keeps_only_its_best_children():
-    archive = Archive.create(None, top_children=2)
-    root = archive.add_root("r = 0", 1.0, 1.0, "ok")
+    archive = Archive(top_children=2)
+    root = archive.add_root(ok("r = 0", 1.0, 1.0))
     archive.record_rollouts(root.id, [ok("a = 0", 1.5), ok("b = 0", 4.0), ok("c = 0", 2.0)], step=0)
     archive.record_rollouts(root.id, [ok("d = 0", 3.0)], step=1)
     kept = [archive.states[i].reward for i in archive.states[root.id].children]
@@ -143,8 +154,8 @@ def test_parent_keeps_only_its_best_children():
 
 
 def test_a_child_with_children_of_its_own_is_not_dropped_by_the_top_k():
-    archive = Archive.create(None, top_children=1)
-    root = archive.add_root("r = 0", 1.0, 1.0, "ok")
+    archive = Archive(top_children=1)
+    root = archive.add_root(ok("r = 0", 1.0, 1.0))
     (a,) = archive.record_rollouts(root.id, [ok("a = 0", 2.0)], step=0)
     (g,) = archive.record_rollouts(a, [ok("g = 0", 2.5)], step=1)
     archive.record_rollouts(root.id, [ok("b = 0", 3.0)], step=2)
@@ -153,8 +164,8 @@ def test_a_child_with_children_of_its_own_is_not_dropped_by_the_top_k():
 
 
 def test_size_cap_evicts_the_lowest_reward_leaves_and_keeps_roots():
-    archive = Archive.create(None, top_children=10, max_size=4)
-    root = archive.add_root("r = 0", 0.1, 1.0, "ok")
+    archive = Archive(top_children=10, max_size=4)
+    root = archive.add_root(ok("r = 0", 0.1, 1.0))
     empty = archive.add_empty_root()
     added = archive.record_rollouts(root.id, [ok(f"x = {i}", float(i)) for i in (5, 1, 3, 4)], step=0)
     assert [archive.states[i].reward if i else None for i in added] == [5.0, None, None, 4.0]
@@ -165,9 +176,9 @@ def test_size_cap_evicts_the_lowest_reward_leaves_and_keeps_roots():
 
 
 def test_size_cap_spares_start_states_of_the_step_in_progress():
-    archive = Archive.create(None, top_children=10, max_size=3)
-    root = archive.add_root("r = 0", 1.0, 1.0, "ok")
-    other = archive.add_root("o = 0", 0.5, 1.0, "ok")
+    archive = Archive(top_children=10, max_size=3)
+    root = archive.add_root(ok("r = 0", 1.0, 1.0))
+    other = archive.add_root(ok("o = 0", 0.5, 1.0))
     low, _ = archive.record_rollouts(other.id, [ok("low = 0", 0.2), failed()], step=0)
     starts = archive.select(2)
     assert [s.id for s in starts] == [root.id, low]
@@ -179,8 +190,8 @@ def test_size_cap_spares_start_states_of_the_step_in_progress():
 
 
 def test_size_cap_never_evicts_the_best_kernel():
-    archive = Archive.create(None, top_children=10, max_size=2)
-    root = archive.add_root("r = 0", 1.0, 1.0, "ok")
+    archive = Archive(top_children=10, max_size=2)
+    root = archive.add_root(ok("r = 0", 1.0, 1.0))
     (a,) = archive.record_rollouts(root.id, [ok("a = 0", 2.0)], step=0)
     assert list(archive.states) == [root.id, a]
     (b,) = archive.record_rollouts(a, [ok("b = 0", 3.0)], step=1)
@@ -197,29 +208,28 @@ def test_best_and_lineage_follow_parent_links():
 
 
 def test_failed_root_is_not_best_and_its_evaluation_is_not_an_expansion():
-    archive = Archive.create(None)
-    root = archive.add_root("broken", 0.0, None, "compile_error", "SyntaxError")
+    archive = Archive()
+    root = archive.add_root(judged("broken", 0.0, None, "compile_error", "SyntaxError"))
     assert archive.total_expansions == 0 and root.n == 0
     assert archive.best() is None
 
 
-def test_rollouts_may_be_given_as_mappings():
+def test_a_state_keeps_the_code_hash_and_speedup_of_its_rollout():
     archive, ids = small_tree()
-    (child_id,) = archive.record_rollouts(
-        ids["B"],
-        [{"code": "m = 1", "reward": 3.0, "runtime_us": 5.0, "status": "ok", "extra": {"hash": "abc"}}],
-        step=1,
-    )
+    rollout = ok("m = 1", 3.0, 5.0)
+    (child_id,) = archive.record_rollouts(ids["B"], [rollout], step=1)
     child = archive.states[child_id]
-    assert child.extra == {"hash": "abc"} and child.runtime_us == 5.0 and child.step == 1
+    assert child.extra == {"code_hash": rollout.code_hash, "speedup": 3.0}
+    assert child.runtime_us == 5.0 and child.step == 1 and child.message == "passed"
 
 
 def test_load_restores_every_state_and_the_statistics_exactly(tmp_path):
     path = tmp_path / "archive.json"
-    archive, ids = small_tree(path, c=1.7)
+    archive, ids = small_tree(c=1.7)
     archive.add_empty_root()
     archive.select(2)
     archive.record_rollouts(ids["A"], [ok("a2 = 1", 2.0 + 1 / 3), failed()], step=1)
+    write_json(path, archive.to_dict())
     loaded = Archive.load(path)
     assert loaded.to_dict() == archive.to_dict()
     assert loaded.states == archive.states
@@ -231,41 +241,21 @@ def test_load_restores_every_state_and_the_statistics_exactly(tmp_path):
     assert loaded.record_rollouts(ids["B"], [ok("a2 = 1  # again", 9.0)], step=2) == [None]
 
 
-def test_every_change_is_on_disk_without_an_explicit_save(tmp_path):
-    path = tmp_path / "run" / "archive.json"
-    archive, ids = small_tree(path)
-    assert Archive.load(path).total_expansions == 3
+def test_the_archive_writes_no_file_of_its_own(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    archive, ids = small_tree()
     archive.record_rollouts(ids["B"], [failed()], step=1)
-    assert Archive.load(path).states[ids["B"]].n == 1
-    assert [p.name for p in path.parent.iterdir()] == ["archive.json"]
+    archive.select(1)
+    assert list(tmp_path.iterdir()) == []  # the run folder persists it (RunFolder.commit_step)
 
 
-def test_a_failed_write_leaves_the_previous_file_intact(tmp_path, monkeypatch):
-    path = tmp_path / "archive.json"
-    archive, ids = small_tree(path)
-    before = path.read_text()
-
-    def broken_dump(obj, handle, **kwargs):
-        handle.write('{"version": 1, "trunc')
-        raise OSError("disk full")
-
-    monkeypatch.setattr(json, "dump", broken_dump)
-    with pytest.raises(OSError, match="disk full"):
-        archive.record_rollouts(ids["A"], [failed()], step=1)
-    assert path.read_text() == before
-    assert [p.name for p in tmp_path.iterdir()] == ["archive.json"]
-
-
-def test_create_refuses_to_overwrite_and_load_reports_bad_files(tmp_path):
-    path = tmp_path / "archive.json"
-    small_tree(path)
-    with pytest.raises(ConfigError, match="already exists"):
-        Archive.create(path)
-    fresh = Archive.create(path, overwrite=True)
-    assert len(Archive.load(path)) == len(fresh) == 0
+def test_load_reports_bad_files(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text('{"version": 1, "c": 1.0}')
     with pytest.raises(ConfigError, match="bad.json"):
         Archive.load(bad)
     with pytest.raises(ConfigError, match="no archive file"):
         Archive.load(tmp_path / "missing.json")
+    (tmp_path / "old.json").write_text(json.dumps({"version": 0}))
+    with pytest.raises(ConfigError, match="format version 0"):
+        Archive.load(tmp_path / "old.json")

@@ -10,8 +10,9 @@ from test_models import _one_thread, embedded_model, tiny_model  # noqa: F401  (
 
 from kerneldisc.errors import ConfigError
 from kerneldisc.learn.trainer import Trainer, TrainerConfig
-from kerneldisc.policy import Completion, Sample
+from kerneldisc.policy import Completion
 from kerneldisc.policy.hf import HFPolicy
+from kerneldisc.rollout import Rollout
 
 
 @pytest.fixture(scope="module")
@@ -20,6 +21,11 @@ def completions(tiny_model) -> list[Completion]:  # noqa: F811
     policy = HFPolicy(tiny_model, seed=3, max_new_tokens=12)
     prompts = [[{"role": "user", "content": "Write a kernel."}], "def add(a, b):"]
     return [c for group in policy.sample(prompts, 2) for c in group]
+
+
+def pushed(pairs) -> list[Rollout]:
+    """Rollouts as the loop hands them to the trainer: a completion and its advantage."""
+    return [Rollout(step=1, parent="s", completion=c, advantage=float(a)) for c, a in pairs]
 
 
 def _trainer(model_dir, **kw) -> Trainer:
@@ -34,7 +40,7 @@ def test_step_raises_the_favoured_completion_and_lowers_the_other(tiny_model, co
     trainer = _trainer(tiny_model, kl_coef=0.1)
     good, bad = completions[0], completions[1]
     before = trainer.logprobs([good, bad])
-    stats = trainer.step([(good, 1.0), Sample(bad, -1.0)])
+    stats = trainer.step(pushed([(good, 1.0), (bad, -1.0)]))
     after = trainer.logprobs([good, bad])
     assert _total(after[0]) > _total(before[0])
     assert _total(after[1]) < _total(before[1])
@@ -50,7 +56,7 @@ def test_step_changes_lora_weights_and_never_base_weights(tiny_model, completion
     trainer = _trainer(tiny_model)
     params = dict(trainer.model.named_parameters())
     before = {name: p.detach().clone() for name, p in params.items()}
-    trainer.step([(completions[0], 1.0), (completions[1], -1.0)])
+    trainer.step(pushed([(completions[0], 1.0), (completions[1], -1.0)]))
     lora = [n for n in params if "lora_" in n]
     base = [n for n in params if "lora_" not in n]
     assert lora and base
@@ -69,7 +75,7 @@ def test_lora_reaches_attention_and_mlp_projections(tiny_model):  # noqa: F811
 
 def test_save_and_load_restore_adapter_optimizer_and_step(tiny_model, completions, tmp_path):  # noqa: F811
     trainer = _trainer(tiny_model)
-    trainer.step([(completions[0], 1.0), (completions[1], -1.0)])
+    trainer.step(pushed([(completions[0], 1.0), (completions[1], -1.0)]))
     trainer.save(tmp_path / "ckpt")
     loaded = Trainer.load(tiny_model, tmp_path / "ckpt", trainer.cfg)
     assert loaded.step_count == 1
@@ -81,15 +87,15 @@ def test_save_and_load_restore_adapter_optimizer_and_step(tiny_model, completion
         for name, value in state.items():
             assert torch.equal(value, b["state"][key][name]), name
     # Both continue identically.
-    trainer.step([(completions[2], 1.0), (completions[3], -1.0)])
-    loaded.step([(completions[2], 1.0), (completions[3], -1.0)])
+    trainer.step(pushed([(completions[2], 1.0), (completions[3], -1.0)]))
+    loaded.step(pushed([(completions[2], 1.0), (completions[3], -1.0)]))
     assert loaded.logprobs(completions) == trainer.logprobs(completions)
 
 
 def test_saving_over_a_checkpoint_replaces_it_whole(tiny_model, completions, tmp_path):  # noqa: F811
     trainer = _trainer(tiny_model)
     trainer.save(tmp_path / "ckpt")
-    trainer.step([(completions[0], 1.0), (completions[1], -1.0)])
+    trainer.step(pushed([(completions[0], 1.0), (completions[1], -1.0)]))
     trainer.save(tmp_path / "ckpt")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]  # no tmp or old folders left
     assert Trainer.load(tiny_model, tmp_path / "ckpt", trainer.cfg).step_count == 1
@@ -109,7 +115,7 @@ def test_loading_a_folder_that_is_no_checkpoint_says_what_is_missing(tiny_model,
 def test_micro_batches_accumulate_to_the_same_update(tiny_model, completions):  # noqa: F811
     samples = [(c, a) for c, a in zip(completions, (1.0, -1.0, 0.5, -0.5), strict=True)]
     whole, split = _trainer(tiny_model, kl_coef=0.1), _trainer(tiny_model, kl_coef=0.1, token_budget=1)
-    s1, s2 = whole.step(samples), split.step(samples)
+    s1, s2 = whole.step(pushed(samples)), split.step(pushed(samples))
     assert (s1["micro_batches"], s2["micro_batches"]) == (1, 4)
     assert s1["loss"] == pytest.approx(s2["loss"], rel=1e-5)
     for (n, p), (_, q) in zip(whole.model.named_parameters(), split.model.named_parameters(), strict=True):
@@ -120,7 +126,7 @@ def test_micro_batches_accumulate_to_the_same_update(tiny_model, completions):  
 def test_kl_shaping_narrows_the_gap_to_the_base_model(tiny_model, completions):  # noqa: F811
     trainer = _trainer(tiny_model, lr=3e-3)
     for _ in range(2):  # move away from the base model
-        trainer.step([(completions[0], 1.0), (completions[1], -1.0)])
+        trainer.step(pushed([(completions[0], 1.0), (completions[1], -1.0)]))
     # On-policy copies: q is the current policy, so the ratio is 1 and only A_t drives the update.
     drawn = [
         replace(c, logprobs=lp) for c, lp in zip(completions, trainer.logprobs(completions), strict=True)
@@ -142,7 +148,7 @@ def test_kl_shaping_narrows_the_gap_to_the_base_model(tiny_model, completions): 
     trainer.optimizer.state.clear()  # fresh Adam moments: only this step's gradient acts
     for group in trainer.optimizer.param_groups:
         group["lr"] = 1e-4
-    stats = trainer.step([(c, 0.0) for c in drawn])  # no reward signal: only the KL term acts
+    stats = trainer.step(pushed([(c, 0.0) for c in drawn]))  # no reward signal: only the KL term acts
     after = deltas()
     assert stats["kl"] == pytest.approx(float(before.mean()), abs=1e-4)
     # Tokens the adapter favours most over the base model are pushed down, the others up: the
@@ -152,8 +158,8 @@ def test_kl_shaping_narrows_the_gap_to_the_base_model(tiny_model, completions): 
 
 def test_completions_without_token_ids_cannot_be_trained_on(tiny_model):  # noqa: F811
     reply = Completion(text="from an endpoint", logprobs=[-0.1, -0.2])
-    with pytest.raises(ConfigError, match="without token ids"):
-        _trainer(tiny_model).step([(reply, 1.0)])
+    with pytest.raises(ValueError, match="without token ids"):
+        _trainer(tiny_model).step(pushed([(reply, 1.0)]))
 
 
 @pytest.mark.slow
@@ -163,7 +169,7 @@ def test_step_on_the_embedded_model_moves_logprobs_the_right_way(embedded_model)
     policy.release()
     trainer = Trainer(embedded_model, TrainerConfig(lr=1e-3, kl_coef=0.1))
     before = trainer.logprobs([good, bad])
-    trainer.step([(good, 1.0), (bad, -1.0)])
+    trainer.step(pushed([(good, 1.0), (bad, -1.0)]))
     after = trainer.logprobs([good, bad])
     assert _total(after[0]) > _total(before[0])
     assert _total(after[1]) < _total(before[1])

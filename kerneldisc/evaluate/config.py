@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from kerneldisc.devices import parse_device, resolve_device
 from kerneldisc.errors import ConfigError
 
 MIN_MEMORY_MB = 1024
-_DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
 @dataclass
@@ -72,30 +70,9 @@ class EvalConfig:
         return values
 
 
-def parse_device(text: str) -> str:
-    """Validate a device string: auto, cpu, cuda or cuda:N."""
-    value = str(text).strip().lower()
-    if not _DEVICE_RE.match(value):
-        raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {text!r}")
-    return value
-
-
 def guess_device(requested: str) -> str:
-    """Resolve `auto` without importing torch: a GPU that NVML sees and CUDA_VISIBLE_DEVICES allows.
-
-    The evaluator's trusted child confirms with torch and falls back to the CPU when torch
-    has no CUDA; the verdict always states the device actually used.
-    """
-    requested = parse_device(requested)
-    if requested == "cuda":
-        return "cuda:0"
-    if requested != "auto":
-        return requested
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None and visible.strip() in ("", "-1"):
-        return "cpu"
-    from kerneldisc.evaluate.device import nvml_device_count
-
-    # Device files cover a driver without NVML's Python binding; a wrong guess costs only a
-    # restart of the candidate on the CPU, decided by torch in the judge.
-    return "cuda:0" if nvml_device_count() > 0 or os.path.exists("/dev/nvidia0") else "cpu"
+    """The device an evaluation asks its judge for: `cpu` or `cuda:N` (`auto` and `cuda` are the
+    first visible GPU). The judge confirms with torch and, for `auto`, falls back to the CPU when
+    torch has no CUDA; the verdict always states the device actually used."""
+    device = resolve_device(requested)
+    return "cuda:0" if device == "cuda" else device

@@ -11,19 +11,6 @@ import platform
 from typing import Any
 
 
-def nvml_device_count() -> int:
-    try:
-        import pynvml
-
-        pynvml.nvmlInit()
-        try:
-            return int(pynvml.nvmlDeviceGetCount())
-        finally:
-            pynvml.nvmlShutdown()
-    except Exception:
-        return 0
-
-
 def cpu_facts() -> dict[str, Any]:
     return {"device": "cpu", "name": _cpu_model(), "cores": os.cpu_count(), "machine": platform.machine()}
 

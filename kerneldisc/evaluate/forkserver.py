@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kerneldisc.evaluate.link import LineReader, write_line
+from kerneldisc.evaluate.link import JUDGE_STATUS, LineReader, write_line
 from kerneldisc.evaluate.sandbox import ChildDied, ChildTimeout, Tail, describe_status, state
 
 START_TIMEOUT_S = 300.0
@@ -187,9 +187,7 @@ class JudgeProcess:
             if ready:
                 data = os.read(self._status, 4)
                 if len(data) == 4:
-                    from kerneldisc.evaluate.zygote import STATUS
-
-                    self.status = STATUS.unpack(data)[0]
+                    self.status = JUDGE_STATUS.unpack(data)[0]
         return self.status
 
     def kill(self) -> None:

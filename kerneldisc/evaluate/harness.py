@@ -83,7 +83,7 @@ def confine(spec: HarnessSpec, link: _Link) -> None:
     """Before any candidate code: a session and group of its own (the judge stops and kills it as
     one), death with the judge, the memory limit, one CPU, readable by the judge only through the
     descriptors it opens now, no capabilities, and the seccomp filter (seccomp.py)."""
-    from kerneldisc.evaluate import seccomp
+    import kerneldisc.evaluate.seccomp as seccomp
     from kerneldisc.evaluate.sandbox import become_reader, die_with_parent, drop_capabilities, set_dumpable
 
     os.setsid()

@@ -469,7 +469,7 @@ class Judge:
     def _expected(self, data: Any) -> dict[str, Any]:
         """The reference's answer on its own copy of the inputs, and what the reference itself does
         to them (a reference that updates a cache in place permits the candidate the same)."""
-        from kerneldisc.evaluate import check
+        import kerneldisc.evaluate.check as check
 
         ref_data = check.snapshot(data)
         try:
@@ -485,7 +485,7 @@ class Judge:
     def _judge_output(self, described: dict[str, Any], data: Any, layout: dict[str, Any],
                       expected: dict[str, Any]) -> str | None:  # fmt: skip
         """None if the candidate's output is right; raises Stop for gaming, returns why not."""
-        from kerneldisc.evaluate import check
+        import kerneldisc.evaluate.check as check
 
         try:
             out, aliased = self._read_outputs(described, expected["output"])
@@ -518,7 +518,7 @@ class Judge:
         IPC on a GPU), and the paths of output tensors that overlap the inputs' region."""
         import torch
 
-        from kerneldisc.evaluate import check
+        import kerneldisc.evaluate.check as check
         from kerneldisc.evaluate.arena import LayoutError, rebuild, span_elements
         from kerneldisc.evaluate.memread import MemoryReadError, overlaps
 
@@ -585,7 +585,7 @@ class Judge:
 
     def _mutated(self, data: Any, layout: dict[str, Any]) -> list[str]:
         """Inputs whose bytes in the region differ from what the judge wrote (its own copy)."""
-        from kerneldisc.evaluate import check
+        import kerneldisc.evaluate.check as check
 
         mutated = []
         originals = check.tensors(data, "input")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import select
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from kerneldisc.evaluate.sandbox import ChildDied, ChildTimeout
 from kerneldisc.evaluate.signing import sign
 
 MAX_MESSAGE_BYTES = 1 << 24
+JUDGE_STATUS = struct.Struct("<i")  # a judge's wait status, from the fork server to the caller
 POLL_S = 0.5  # how often a silent writer is looked at (`idle`) while a reader waits
 
 

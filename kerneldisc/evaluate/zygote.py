@@ -18,10 +18,10 @@ import os
 import select
 import signal
 import socket
-import struct
+
+from kerneldisc.evaluate.link import JUDGE_STATUS
 
 REQUEST_FDS = 5  # command (read end), reply (write end), stdout, stderr, status (write ends)
-STATUS = struct.Struct("<i")
 
 
 def main(sock_fd: int) -> None:
@@ -86,7 +86,7 @@ def _spawn(request: dict, fds: list[int], sock: socket.socket, wake_r: int, wake
         os.dup2(out_w, 1)
         os.dup2(err_w, 2)
         keep_only_fds({0, 1, 2, cmd_r, reply_w})
-        from kerneldisc.evaluate import judge
+        import kerneldisc.evaluate.judge as judge
 
         judge.main(cmd_r, reply_w)
     finally:
@@ -112,7 +112,7 @@ def _reap(judges: dict[int, int]) -> None:
         fd = judges.pop(pid, None)
         if fd is not None:
             try:
-                os.write(fd, STATUS.pack(status))
+                os.write(fd, JUDGE_STATUS.pack(status))
             except OSError:
                 pass
             os.close(fd)

@@ -16,21 +16,24 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import tempfile
 import time
 import weakref
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
+from kerneldisc.atomic import existing_dir, replace_dir
 from kerneldisc.errors import ConfigError
 from kerneldisc.peft_compat import quiet_peft
-from kerneldisc.policy.base import Completion, Sample
+from kerneldisc.policy.base import Completion
 from kerneldisc.policy.models import default_dtype, load_causal_lm
+
+if TYPE_CHECKING:
+    from kerneldisc.rollout import Rollout
 
 log = logging.getLogger(__name__)
 
@@ -126,14 +129,15 @@ class Trainer:
 
     # --- the step -------------------------------------------------------------------------------
 
-    def step(self, samples: list[Sample] | list[tuple[Completion, float]]) -> dict[str, Any]:
-        """One optimizer step on `samples` (completion, advantage). Returns the step's statistics."""
+    def step(self, rollouts: list[Rollout]) -> dict[str, Any]:
+        """One optimizer step on `rollouts`, each pushed by its `advantage`. Returns the step's
+        statistics."""
         t0 = time.perf_counter()
         self.to(self.cfg.device)
-        items = [self._item(s) for s in samples]
+        items = [self._item(r.completion, r.advantage) for r in rollouts]
         items = [it for it in items if it.n_completion > 0]
         if not items:
-            raise ConfigError("a trainer step needs at least one sample with completion tokens")
+            raise ValueError("a trainer step needs at least one rollout with completion tokens")
         batches = self._micro_batches(items)
 
         kl = 0.0
@@ -185,7 +189,7 @@ class Trainer:
     def logprobs(self, completions: list[Completion]) -> list[list[float]]:
         """log pi(t) of each completion token under the current adapter, at the training temperature."""
         self.to(self.cfg.device)
-        items = [self._item((c, 0.0)) for c in completions]
+        items = [self._item(c, 0.0) for c in completions]
         out: dict[int, list[float]] = {}
         with torch.no_grad():
             for batch in self._micro_batches(items):
@@ -196,19 +200,20 @@ class Trainer:
     def lora_parameters(self) -> list[torch.nn.Parameter]:
         return [p for p in self.model.parameters() if p.requires_grad]
 
-    def _item(self, sample: Sample | tuple[Completion, float]) -> _Item:
-        completion, advantage = (
-            (sample.completion, sample.advantage) if isinstance(sample, Sample) else sample
-        )
+    def _item(self, completion: Completion | None, advantage: float | None) -> _Item:
+        # Each of these is a caller's mistake (the configuration already refuses training on
+        # endpoints that give no token ids), not something a user can fix: ValueError.
+        if completion is None or advantage is None:
+            raise ValueError("a rollout to train on needs its completion and its advantage")
         if completion.token_ids and not completion.prompt_token_ids:
-            raise ConfigError("a completion to train on needs its prompt token ids (got none)")
+            raise ValueError("a completion to train on needs its prompt token ids (got none)")
         if not completion.token_ids and completion.text:
-            raise ConfigError(
+            raise ValueError(
                 "a completion without token ids cannot be trained on (an OpenAI-compatible endpoint "
                 "gives none): sample with the hf or vllm policy, or run without training"
             )
         if len(completion.logprobs) != len(completion.token_ids):
-            raise ConfigError(
+            raise ValueError(
                 f"a completion has {len(completion.token_ids)} tokens but {len(completion.logprobs)} log-probabilities"
             )
         return _Item(
@@ -270,7 +275,7 @@ class Trainer:
                 tmp / STATE_FILE,
             )
 
-        _write_atomically(path, write)
+        replace_dir(path, write)
         self.adapter_path = path
         return path
 
@@ -282,7 +287,7 @@ class Trainer:
             weakref.finalize(self, shutil.rmtree, self._scratch, True)
         previous = self.adapter_path
         path = self._scratch / f"step-{self.step_count}"
-        _write_atomically(path, self.model.save_pretrained)
+        replace_dir(path, self.model.save_pretrained)
         if previous is not None and previous != path and previous.parent == self._scratch:
             shutil.rmtree(previous, ignore_errors=True)
         self.adapter_path = path
@@ -295,7 +300,7 @@ class Trainer:
         from safetensors.torch import load_file
 
         cfg = cfg or TrainerConfig()
-        path = _existing_checkpoint(Path(path))
+        path = existing_dir(Path(path))
         for name in ("adapter_config.json", ADAPTER_WEIGHTS, STATE_FILE):
             if not (path / name).is_file():
                 raise ConfigError(f"{path} is not a trainer checkpoint: {name} is missing")
@@ -339,29 +344,3 @@ class Trainer:
                     state[key] = value.to(device)
         self.device = device
         return self
-
-
-def _write_atomically(path: Path, write) -> None:
-    """`write(tmp)` fills a sibling tmp folder, which then replaces `path`. While the old folder is
-    moved aside, a crash leaves it as `.NAME.old`, which `Trainer.load` falls back to."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    old = path.with_name(f".{path.name}.old")
-    shutil.rmtree(tmp, ignore_errors=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        write(tmp)
-        if path.exists():
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(path, old)
-        os.replace(tmp, path)
-        shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _existing_checkpoint(path: Path) -> Path:
-    old = path.with_name(f".{path.name}.old")
-    if not path.exists() and old.exists():
-        log.warning("%s is missing; resuming from %s left by an interrupted save", path, old)
-        return old
-    return path

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from kerneldisc.errors import ConfigError
-from kerneldisc.policy.base import Completion, Policy, PolicyError, Prompt, Sample
+from kerneldisc.policy.base import Completion, Policy, PolicyError, Prompt
 from kerneldisc.policy.models import cache_root, resolve_model
 
 KINDS = ("hf", "vllm", "openai")
@@ -77,7 +77,6 @@ __all__ = [
     "Policy",
     "PolicyError",
     "Prompt",
-    "Sample",
     "cache_root",
     "make_policy",
     "resolve_model",

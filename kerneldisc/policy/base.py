@@ -39,14 +39,6 @@ class Completion:
     finish_reason: str = "stop"
 
 
-@dataclass
-class Sample:
-    """A completion with the advantage the trainer should push it by."""
-
-    completion: Completion
-    advantage: float
-
-
 class Policy(Protocol):
     """The sampling side of the loop; `hf`, `vllm` and `openai` implement it."""
 

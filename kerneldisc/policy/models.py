@@ -13,10 +13,10 @@ import fcntl
 import importlib.util
 import logging
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+from kerneldisc.atomic import replace_dir
 from kerneldisc.errors import ModelUnavailableError
 
 log = logging.getLogger(__name__)
@@ -107,13 +107,7 @@ def embedded_model_dir(cache_dir: str | Path | None = None) -> Path:
     with _file_lock(models / f".{target.name}.lock"):
         if (target / "config.json").is_file():  # another process converted it while we waited
             return target
-        tmp = models / f".{target.name}.tmp-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        try:
-            convert_gguf(gguf, tmp)
-            os.replace(tmp, target)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        replace_dir(target, lambda tmp: convert_gguf(gguf, tmp))
     return target
 
 

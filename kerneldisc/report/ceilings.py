@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from kerneldisc.atomic import write_json
 from kerneldisc.errors import ConfigError
 
 CACHE_FILE = "ceilings.json"
@@ -80,10 +81,7 @@ def store(ceilings: Ceilings) -> None:
     path = cache_path()
     data = _read_cache()
     data[ceilings.device_name] = asdict(ceilings)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    tmp.replace(path)  # atomic: concurrent reports never read half a file
+    write_json(path, data)  # atomic: concurrent reports never read half a file
 
 
 def measure(device: str, name: str) -> Ceilings:

@@ -7,8 +7,9 @@ import logging
 import re
 from pathlib import Path
 
+import kerneldisc.report.plots as plots
+import kerneldisc.report.tables as tables
 from kerneldisc.errors import ConfigError
-from kerneldisc.report import plots, tables
 from kerneldisc.report.ceilings import Ceilings, get_ceilings, load_cached, local_device_name
 from kerneldisc.report.document import Code, Document, Figure, Items, Notice, Paragraph, Section, Table
 from kerneldisc.report.html import render_html

@@ -15,7 +15,9 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from kerneldisc.atomic import read_lines
 from kerneldisc.errors import ConfigError, KerneldiscError
+from kerneldisc.run_folder import RunFolder
 from kerneldisc.task import Task, load_task
 
 # What an eval entry's generated or named candidate stands for in comparison tables.
@@ -84,6 +86,8 @@ class BenchData:
 
 def load_source(path: Path) -> RunData | BenchData:
     path = Path(path)
+    if (path / "config.yml").is_file() and (path / "checkpoints").is_dir():
+        RunFolder.open(path)  # a run stopped while publishing its last step gets its views back
     if (path / "summary.json").is_file():
         return load_run(path)
     if (path / "suite.yml").is_file():
@@ -100,8 +104,8 @@ def load_run(path: Path) -> RunData:
     return RunData(
         path=path,
         summary=summary,
-        history=pd.DataFrame(_read_jsonl(path / "history.jsonl")),
-        steps=pd.DataFrame(_read_jsonl(path / "steps.jsonl")),
+        history=pd.DataFrame(read_lines(path / "history.jsonl")),
+        steps=pd.DataFrame(read_lines(path / "steps.jsonl")),
         task=task,
         task_error=error,
         device_facts=reference.get("device_facts") or {},
@@ -147,22 +151,3 @@ def _read_json(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a JSON object")
     return data
-
-
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """A missing file is an empty log (a run stopped before its first step); a torn last line
-    (a run killed mid-write) is skipped, any other bad line is an error."""
-    if not path.is_file():
-        return []
-    lines = path.read_text().splitlines()
-    rows = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            if number == len(lines):
-                break
-            raise ConfigError(f"{path}:{number}: not valid JSON") from None
-    return rows

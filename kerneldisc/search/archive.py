@@ -16,8 +16,9 @@ Children are deduplicated archive-wide by normalised code (comments, trailing wh
 blank lines removed); a parent keeps its best `top_children` children, and the archive at most
 `max_size` states, evicting the lowest-reward leaves first. Roots, states with children (so
 lineages stay whole) and the best kernel are never evicted, nor the start states of the step in
-progress (their rollouts are still to be recorded). The file is rewritten atomically after every change (`save`), and
-`Archive.load` restores n, T, Q and every state exactly.
+progress (their rollouts are still to be recorded). The archive lives in memory; the run folder
+writes `to_dict()` into each step's checkpoint (it is the only writer of run files), and
+`Archive.load` / `from_dict` restore n, T, Q and every state exactly.
 """
 
 from __future__ import annotations
@@ -26,15 +27,14 @@ import io
 import json
 import math
 import numbers
-import os
-import tempfile
 import tokenize
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from kerneldisc.errors import ConfigError
+from kerneldisc.rollout import Rollout
 from kerneldisc.search.puct import puct_score, rank_prior, reward_scale, select_diverse
 
 FORMAT_VERSION = 1
@@ -68,29 +68,14 @@ class State:
         return self.status == OK and self.reward is not None
 
 
-@dataclass
-class Rollout:
-    """One evaluated sample: what `record_rollouts` needs from a verdict."""
-
-    code: str
-    reward: float
-    runtime_us: float | None
-    status: str
-    message: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
 class Archive:
     """States, their tree and PUCT statistics, persisted to one JSON file."""
 
-    def __init__(
-        self, path: Path | None, c: float = 1.0, top_children: int = 2, max_size: int = 1000
-    ) -> None:
+    def __init__(self, c: float = 1.0, top_children: int = 2, max_size: int = 1000) -> None:
         if top_children < 1:
             raise ConfigError(f"archive top_children must be ≥ 1, got {top_children}")
         if max_size < 1:
             raise ConfigError(f"archive max_size must be ≥ 1, got {max_size}")
-        self.path = path
         self.c = float(c)
         self.top_children = int(top_children)
         self.max_size = int(max_size)
@@ -103,30 +88,6 @@ class Archive:
     # -- construction and persistence ------------------------------------------------------
 
     @classmethod
-    def create(
-        cls,
-        path: str | Path | None,
-        c: float = 1.0,
-        top_children: int = 2,
-        max_size: int = 1000,
-        overwrite: bool = False,
-    ) -> Archive:
-        """A new, empty archive saved at `path` (None keeps it in memory only).
-
-        An existing file is replaced only with `overwrite=True` (a run that stopped before its
-        first checkpoint); otherwise it is refused, so a resumable run is never clobbered.
-        """
-        target = Path(path) if path is not None else None
-        if target is not None and target.exists() and not overwrite:
-            raise ConfigError(
-                f"{target}: an archive already exists there; use Archive.load to resume it "
-                "or pass overwrite=True to start over"
-            )
-        archive = cls(target, c=c, top_children=top_children, max_size=max_size)
-        archive.save()
-        return archive
-
-    @classmethod
     def load(cls, path: str | Path) -> Archive:
         target = Path(path)
         try:
@@ -135,11 +96,16 @@ class Archive:
             raise ConfigError(f"{target}: no archive file (expected archive.json of a run)") from None
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ConfigError(f"{target}: not a readable archive file ({exc})") from None
+        return cls.from_dict(data, str(target))
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "archive") -> Archive:
+        target = where
         if not isinstance(data, dict) or data.get("version") != FORMAT_VERSION:
             found = data.get("version") if isinstance(data, dict) else type(data).__name__
             raise ConfigError(f"{target}: archive format version {found!r}, expected {FORMAT_VERSION}")
         try:
-            archive = cls(target, c=data["c"], top_children=data["top_children"], max_size=data["max_size"])
+            archive = cls(c=data["c"], top_children=data["top_children"], max_size=data["max_size"])
             archive.total_expansions = int(data["total_expansions"])
             archive._next_seq = int(data["next_seq"])
             archive.pending = [str(s) for s in data["pending"]]
@@ -168,34 +134,17 @@ class Archive:
             "states": [asdict(s) for s in self.states.values()],
         }
 
-    def save(self) -> None:
-        """Write the archive atomically: a temporary file beside it, fsync, then rename."""
-        if self.path is None:
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
-        try:
-            os.fchmod(fd, 0o644)  # mkstemp makes the file private; the archive is an ordinary run file
-            with os.fdopen(fd, "w") as handle:
-                json.dump(self.to_dict(), handle, indent=1)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        _fsync_dir(self.path.parent)
-
     # -- roots -----------------------------------------------------------------------------
 
-    def add_root(
-        self, code: str, reward: float, runtime_us: float | None, status: str, message: str = ""
-    ) -> State:
+    def add_root(self, rollout: Rollout) -> State:
         """The evaluated starting submission (its evaluation is not an expansion)."""
-        state = self._new_state(code, float(reward), runtime_us, status, message, parent=None, step=-1)
+        state = self._new_state(
+            rollout.code or "", float(rollout.reward), rollout.runtime_us, rollout.status, rollout.message,
+            parent=None, step=-1,
+        )  # fmt: skip
+        state.extra = _extra(rollout)
         state.is_root = True
         self._register(state)
-        self.save()
         return state
 
     def add_empty_root(self) -> State:
@@ -203,7 +152,6 @@ class Archive:
         state = self._new_state("", None, None, "empty", "no code yet", parent=None, step=-1)
         state.is_root = True
         self._register(state)
-        self.save()
         return state
 
     # -- search ----------------------------------------------------------------------------
@@ -236,12 +184,9 @@ class Archive:
         """Up to k start states: best PUCT score first, no two in one lineage."""
         picked = select_diverse(self.scores(), k, lambda i: {s.id for s in self.lineage(i)[:-1]})
         self.pending = list(picked)
-        self.save()
         return [self.states[i] for i in picked]
 
-    def record_rollouts(
-        self, parent_id: str, rollouts: Iterable[Rollout | Mapping[str, Any]], step: int
-    ) -> list[str | None]:
+    def record_rollouts(self, parent_id: str, rollouts: Iterable[Rollout], step: int) -> list[str | None]:
         """Count every rollout as an expansion of `parent_id`; keep correct new kernels as children.
 
         Returns, aligned with `rollouts`, the id of the child state each one became, or None
@@ -252,22 +197,21 @@ class Archive:
         parent = self.states[parent_id]
         ancestors = self.lineage(parent_id)
         added: list[str | None] = []
-        for raw in rollouts:
-            rollout = raw if isinstance(raw, Rollout) else _rollout_from_mapping(raw)
+        for rollout in rollouts:
             for state in ancestors:
                 state.n += 1
             self.total_expansions += 1
             added.append(None)
             if rollout.status != OK or not _is_number(rollout.reward):
                 continue
-            key = normalise_code(rollout.code)
+            key = normalise_code(rollout.code or "")
             if key in self._normalised:
                 continue
             child = self._new_state(
-                rollout.code, float(rollout.reward), rollout.runtime_us, rollout.status, rollout.message,
+                rollout.code or "", float(rollout.reward), rollout.runtime_us, rollout.status, rollout.message,
                 parent=parent_id, step=step,
             )  # fmt: skip
-            child.extra = dict(rollout.extra)
+            child.extra = _extra(rollout)
             self._register(child)
             parent.children.append(child.id)
             if parent.best_child_reward is None or child.reward > parent.best_child_reward:
@@ -277,7 +221,6 @@ class Archive:
             self.pending.remove(parent_id)
         self._keep_top_children(parent)
         self._cap_size()
-        self.save()
         return [i if i in self.states else None for i in added]
 
     # -- queries ---------------------------------------------------------------------------
@@ -383,29 +326,10 @@ def normalise_code(code: str) -> str:
     return "\n".join(kept)
 
 
-def _rollout_from_mapping(raw: Mapping[str, Any]) -> Rollout:
-    missing = [k for k in ("code", "reward", "status") if k not in raw]
-    if missing:
-        raise ValueError(f"rollout is missing {', '.join(missing)}: got keys {sorted(raw)}")
-    return Rollout(
-        code=str(raw["code"]), reward=raw["reward"], runtime_us=raw.get("runtime_us"),
-        status=str(raw["status"]), message=str(raw.get("message") or ""), extra=dict(raw.get("extra") or {}),
-    )  # fmt: skip
+def _extra(rollout: Rollout) -> dict[str, Any]:
+    """What a state keeps of the rollout it came from besides its reward and runtime."""
+    return {"code_hash": rollout.code_hash, "speedup": rollout.speedup}
 
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make the rename itself durable (a no-op where directories cannot be opened)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
