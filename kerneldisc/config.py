@@ -15,10 +15,11 @@ from typing import Any
 
 from kerneldisc.errors import ConfigError
 from kerneldisc.evaluate.config import MIN_MEMORY_MB
+from kerneldisc.policy import KINDS
+from kerneldisc.rollout import REWARDS
 from kerneldisc.yaml_file import read_yaml_mapping
 
-POLICIES = ("hf", "vllm", "openai", "scripted")
-REWARDS = ("speedup", "inverse_runtime")
+POLICIES = KINDS
 
 
 @dataclass

@@ -212,7 +212,7 @@ def test_a_reference_timed_by_an_older_evaluator_is_timed_again(tmp_path):
     """A run folder from before the evaluator's second design holds a wall-clock reference: its
     rewards must not be compared with CPU-time measurements, so a resume times it again."""
     from kerneldisc.evaluate import EvalConfig
-    from kerneldisc.loop import _reference
+    from kerneldisc.run_context import _reference
     from kerneldisc.task import load_task
 
     class Folder:

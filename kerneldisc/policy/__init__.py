@@ -4,7 +4,8 @@
     completions = policy.sample(prompts, k)   # per prompt, k Completion objects
 
 `hf` (transformers, CPU or GPU, trainable adapter), `vllm` (GPU engine with LoRA swapped in after each
-step; optional extra) and `openai` (any OpenAI-compatible endpoint, frozen weights).
+step; optional extra), `openai` (any OpenAI-compatible endpoint, frozen weights) and `scripted`
+(fixed replies from a file, in order: tests and replays).
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ from kerneldisc.errors import ConfigError
 from kerneldisc.policy.base import Completion, Policy, PolicyError, Prompt
 from kerneldisc.policy.models import cache_root, resolve_model
 
-KINDS = ("hf", "vllm", "openai")
+KINDS = ("hf", "vllm", "openai", "scripted")  # the one list of policy names
 
 # Options each kind takes beyond (model, device, seed, temperature, max_new_tokens).
 _OPTIONS = {
     "hf": {"top_k", "top_p", "batch_size", "trainer", "cache_dir"},
     "vllm": {"max_lora_rank", "gpu_memory_utilization", "max_model_len", "cache_dir", "trainer"},
     "openai": {"base_url", "api_key", "api_key_env", "timeout_s"},
+    "scripted": {"script", "trainer"},
 }
 
 
@@ -46,6 +48,11 @@ def make_policy(
         raise ConfigError(f"no policy takes the option(s) {', '.join(unknown)}")
     options = {name: value for name, value in options.items() if value is not None and name in _OPTIONS[kind]}
     common = {"seed": seed, "temperature": temperature, "max_new_tokens": max_new_tokens}
+
+    if kind == "scripted":
+        from kerneldisc.policy.scripted import ScriptedPolicy
+
+        return ScriptedPolicy(options.get("script"), trainer=options.get("trainer"))
 
     if kind == "openai":
         from kerneldisc.policy.openai import OpenAIPolicy

@@ -34,7 +34,9 @@ class OpenAIPolicy:
     ) -> None:
         base_url = base_url or os.environ.get("OPENAI_BASE_URL")
         if not base_url:
-            raise ConfigError("the openai policy needs an endpoint: pass --base-url or set OPENAI_BASE_URL")
+            raise ConfigError(
+                "the openai policy needs an endpoint: set OPENAI_BASE_URL or base_url in a discover --config file"
+            )
         self.base_url = base_url.rstrip("/")
         if not self.base_url.endswith("/v1"):
             self.base_url += "/v1"

@@ -18,7 +18,9 @@ from kerneldisc.policy.base import Completion, Prompt
 
 
 class ScriptedPolicy:
-    def __init__(self, script: str | Path, trainer=None) -> None:
+    def __init__(self, script: str | Path | None, trainer=None) -> None:
+        if not script:
+            raise ConfigError("the scripted policy needs a script file (config key 'script')")
         path = Path(script)
         if not path.is_file():
             raise ConfigError(f"scripted policy: script file {path} not found")

@@ -1,0 +1,189 @@
+"""Everything a discovery run holds, built once when it starts or resumes: the task, the devices
+and their roles, the evaluator's settings and the reference timing, the archive, the policy and
+the trainer, the evaluation pool and the run folder. The loop's phases are functions of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from kerneldisc.config import DiscoverConfig
+from kerneldisc.devices import resolve_device, visible_gpus
+from kerneldisc.errors import ConfigError
+from kerneldisc.evaluate import EvalConfig, ReferenceTiming
+from kerneldisc.evaluation_pool import EvaluationPool
+from kerneldisc.gpus import GpuRoles, parse_gpus
+from kerneldisc.rollout import Rollout
+from kerneldisc.run_folder import RunFolder
+from kerneldisc.search import Archive
+from kerneldisc.step_record import fmt_us, summary
+from kerneldisc.task import Task, load_task
+
+
+@dataclass
+class RunContext:
+    cfg: DiscoverConfig
+    task: Task
+    run: RunFolder
+    device: str  # cpu, cuda (the visible GPUs, in roles) or cuda:N
+    roles: GpuRoles | None  # None on the CPU
+    eval_cfg: EvalConfig
+    reference: ReferenceTiming
+    archive: Archive
+    start_step: int  # the last finished step (0: only the starting submission)
+    policy: object
+    trainer: object | None
+    pool: EvaluationPool
+    echo: Callable[[str], None]
+
+    def close(self) -> None:
+        self.pool.close()
+
+
+def open_run(
+    cfg: DiscoverConfig, resume: Path | None = None, echo: Callable[[str], None] = print
+) -> RunContext:
+    """Start a run (or resume one): every check a user can fail comes before the run folder is
+    written."""
+    task = load_task(cfg.task)
+    device = resolve_device(cfg.device)
+    roles = gpu_roles(cfg, device)
+    model_dir = _model_dir(cfg)
+    if resume is not None:
+        run = RunFolder.open(resume)
+        run.write_config(cfg.to_dict())
+    else:
+        run = RunFolder.create(Path(cfg.out) if cfg.out else default_out_dir(task), cfg.to_dict())
+    echo(f"run folder: {run.root}")
+    eval_devices = ["cpu"] if roles is None else [f"cuda:{i}" for i in roles.eval]
+    eval_cfg = EvalConfig(
+        device=eval_devices[0], timeout_s=cfg.eval_timeout_s, memory_limit_mb=cfg.eval_memory_mb
+    )
+    reference = _reference(run, task, eval_cfg, echo)
+    pool = EvaluationPool(task, eval_cfg, reference, eval_devices, cfg.eval_workers, cfg.reward)
+    ctx = RunContext(cfg=cfg, task=task, run=run, device=device, roles=roles, eval_cfg=eval_cfg,
+                     reference=reference, archive=Archive(c=cfg.puct_c, top_children=cfg.top_children,
+                     max_size=cfg.max_archive), start_step=0, policy=None, trainer=None, pool=pool,
+                     echo=echo)  # fmt: skip
+    try:
+        ctx.archive, ctx.start_step = _archive(ctx)
+        ctx.policy, ctx.trainer = _learner(cfg, run, roles, model_dir)
+    except BaseException:
+        pool.close()
+        raise
+    return ctx
+
+
+def default_out_dir(task: Task) -> Path:
+    return Path("results") / task.name / datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+def gpu_roles(cfg: DiscoverConfig, device: str) -> GpuRoles | None:
+    if device == "cpu":
+        if cfg.gpus:
+            raise ConfigError("--gpus given with a CPU device")
+        return None
+    if device.startswith("cuda:") and not cfg.gpus:
+        n = int(device.split(":")[1])
+        return GpuRoles((n,), (n,), (n,))
+    return parse_gpus(cfg.gpus, len(visible_gpus()))
+
+
+def _reference(run: RunFolder, task: Task, eval_cfg: EvalConfig, echo) -> ReferenceTiming:
+    """The reference is timed once per run, with the evaluator's protocol, and kept so a resumed
+    run rewards against the same yardstick."""
+    from kerneldisc.evaluate import measure_reference
+    from kerneldisc.evaluate.verdict import timing_method
+
+    stored = run.load_reference()
+    if stored is not None:
+        reference = ReferenceTiming.from_dict(stored)
+        if reference.method == timing_method(reference.device):
+            return reference
+        # Timed by an older evaluator (another clock): rewards from here on use a fresh yardstick.
+        echo(
+            f"reference.json was timed by an older evaluator ({reference.method or 'wall clock'}); timing it again"
+        )
+    echo(f"timing the reference of {task.name} on {eval_cfg.device} ...")
+    reference = measure_reference(task, eval_cfg)
+    run.save_reference(reference.to_dict())
+    echo(f"reference: {reference.runtime_us:.1f} µs")
+    return reference
+
+
+def _archive(ctx: RunContext) -> tuple[Archive, int]:
+    """The archive of the latest checkpoint, or a new one: the starting submission judged as the
+    first rollout (step 0), and the empty root."""
+    from kerneldisc.run_folder import code_hash
+
+    latest = ctx.run.latest()
+    if latest is not None:
+        ctx.echo(f"resuming after step {latest.step}")
+        return ctx.run.load_archive(), latest.step
+    archive = ctx.archive
+    history: list[Rollout] = []
+    start = ctx.task.submission_source
+    if start is not None:
+        ctx.echo("evaluating the starting submission ...")
+        root = Rollout(step=0, parent=None, code=start, code_hash=code_hash(start))
+        root.code_hash, root.candidate = ctx.run.write_candidate(start)
+        root.judge(ctx.pool.judge(start), ctx.cfg.reward)
+        root.state_id = archive.add_root(root).id
+        history.append(root)
+        ctx.echo(f"starting submission: {root.status}, {fmt_us(root.runtime_us)}")
+    if ctx.cfg.empty_root or start is None:
+        archive.add_empty_root()
+    best = archive.best()
+    ctx.run.commit_step(0, archive.to_dict(), [r.record() for r in history], None, summary(ctx, 0),
+                        best_code=best.code if best else None)  # fmt: skip
+    return archive, 0
+
+
+def _model_dir(cfg: DiscoverConfig) -> Path | None:
+    """The local model folder; None where no weights are needed (the openai policy names a
+    remote model; a frozen scripted run loads none). A missing model is an error before anything
+    is written."""
+    from kerneldisc.policy import resolve_model
+
+    if cfg.policy == "vllm":
+        from kerneldisc.policy.vllm import require_vllm
+
+        require_vllm()
+    if cfg.policy in ("hf", "vllm") or cfg.train:
+        return resolve_model(cfg.model)
+    return None
+
+
+def _learner(cfg: DiscoverConfig, run: RunFolder, roles: GpuRoles | None, model_dir: Path | None):
+    from kerneldisc.policy import make_policy
+
+    sample_device = f"cuda:{roles.sample[0]}" if roles else "cpu"
+    train_device = f"cuda:{roles.train[0]}" if roles else "cpu"
+    ckpt = run.latest()
+    trainer = None
+    if cfg.train:
+        from kerneldisc.learn.trainer import Trainer, TrainerConfig
+
+        tcfg = TrainerConfig(
+            lora_rank=cfg.lora_rank, lr=cfg.lr, kl_coef=cfg.kl_coef, token_budget=cfg.token_budget,
+            device=train_device, temperature=cfg.temperature, seed=cfg.seed,
+        )  # fmt: skip
+        if ckpt is not None and ckpt.adapter is not None:
+            trainer = Trainer.load(model_dir, ckpt.adapter, tcfg)
+        else:
+            trainer = Trainer(model_dir, tcfg)
+    policy = make_policy(
+        cfg.policy, model=model_dir or cfg.model, device=sample_device, seed=cfg.seed,
+        temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens, base_url=cfg.base_url,
+        api_key_env=cfg.api_key_env, trainer=trainer, script=cfg.script,
+    )  # fmt: skip
+    if ckpt is not None and ckpt.policy_state is not None:
+        import torch
+
+        policy.load_state_dict(torch.load(ckpt.policy_state, weights_only=False))
+    if trainer is not None and trainer.step_count > 0:
+        policy.load_adapter(trainer.save_adapter_for_sampling())
+    return policy, trainer

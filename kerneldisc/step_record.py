@@ -1,0 +1,92 @@
+"""What a step leaves in the run folder besides its rollouts' history lines: the step record
+(steps.jsonl), the one-line summary printed after it, and summary.json."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from kerneldisc import __version__
+from kerneldisc.rollout import Rollout
+
+
+def step_record(step: int, rollouts: list[Rollout], archive, learn: dict[str, Any], timing: dict[str, float]
+                ) -> dict[str, Any]:  # fmt: skip
+    best = archive.best()
+    n = len(rollouts)
+    return {
+        "step": step,
+        "best_runtime_us": best.runtime_us if best else None,
+        "best_speedup": state_speedup(best),
+        "correct_fraction": sum(r.status == "ok" for r in rollouts) / n if n else 0.0,
+        "mean_beta": learn.get("mean_beta"),
+        "loss": learn.get("loss"),
+        "kl": learn.get("kl"),
+        "groups_trained": learn.get("groups_trained"),
+        "rewards": [r.reward for r in rollouts],
+        "statuses": [r.status for r in rollouts],
+        "n_candidates": n,
+        "n_gated": sum(r.status == "gated" for r in rollouts),
+        "n_truncated": sum(r.truncated for r in rollouts),
+        "seconds_sampling": round(timing.get("sampling", 0.0), 3),
+        "seconds_evaluating": round(timing.get("evaluating", 0.0), 3),
+        "seconds_training": round(timing.get("training", 0.0), 3),
+    }
+
+
+def step_line(rec: dict[str, Any]) -> str:
+    beta = f"{rec['mean_beta']:.3g}" if rec.get("mean_beta") is not None else "-"
+    loss = f"{rec['loss']:.4g}" if rec.get("loss") is not None else "-"
+    speed = f"{rec['best_speedup']:.3f}x" if rec.get("best_speedup") is not None else "-"
+    truncated = f", {rec['n_truncated']} cut at max_new_tokens" if rec.get("n_truncated") else ""
+    return (
+        f"step {rec['step']}: best {fmt_us(rec['best_runtime_us'])} ({speed}), "
+        f"correct {rec['correct_fraction']:.0%} of {rec['n_candidates']}{truncated}, beta {beta}, loss {loss}, "
+        f"time sample/eval/train {rec['seconds_sampling']:.1f}/{rec['seconds_evaluating']:.1f}/"
+        f"{rec['seconds_training']:.1f} s"
+    )
+
+
+def summary(ctx, steps_done: int) -> dict[str, Any]:
+    """summary.json: the run's best so far and what it ran on."""
+    best = ctx.archive.best()
+    previous = {}
+    if (ctx.run.root / "summary.json").is_file():
+        import json
+
+        previous = json.loads((ctx.run.root / "summary.json").read_text())
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    roots = [s for s in ctx.archive.states.values() if s.is_root and s.reward is not None]
+    cfg = ctx.cfg
+    return {
+        "task": ctx.task.name,
+        "task_path": str(ctx.task.path),
+        "model": f"scripted replies ({cfg.script})"
+        if cfg.policy == "scripted"
+        else (cfg.model or "SmolLM2-135M-Instruct (embedded)"),  # fmt: skip
+        "policy": cfg.policy,
+        "device": "cpu" if ctx.device == "cpu" else "cuda",
+        "device_name": (ctx.reference.device_facts or {}).get("name") or ctx.device,
+        "train": cfg.train,
+        "steps_completed": steps_done,
+        "steps_planned": cfg.steps,
+        "best_runtime_us": best.runtime_us if best else None,
+        "best_speedup": state_speedup(best),
+        "best_candidate": "best_kernel.py" if best else None,
+        "best_state": best.id if best else None,
+        "reference_runtime_us": ctx.reference.runtime_us,
+        "start_runtime_us": roots[0].runtime_us if roots else None,
+        "kerneldisc_version": __version__,
+        "started_at": previous.get("started_at", now),
+        "updated_at": now,
+    }
+
+
+def state_speedup(state) -> float | None:
+    if state is None:
+        return None
+    return state.extra.get("speedup") if state.extra.get("speedup") is not None else state.reward
+
+
+def fmt_us(value) -> str:
+    return f"{value:.1f} µs" if isinstance(value, (int, float)) else "no runtime"
