@@ -14,6 +14,7 @@ import logging
 import os
 import queue
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -41,6 +42,9 @@ REPO_ROOT = REFERENCE_DIR.parent
 GENERATED = {"@reference": "eager reference", "@compile": "torch.compile"}
 SUBMISSION = "@submission"
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# An entry run in a process of its own (several GPUs, or a timeout_s) ends by this at the latest.
+CHILD_DEADLINE_S = 48 * 3600.0
+STOP_GRACE_S = 60.0
 
 
 @dataclass
@@ -50,11 +54,12 @@ class Entry:
     action: str  # eval | discover
     candidates: list[str] = field(default_factory=list)  # eval: absolute paths or @-labels
     settings: dict[str, Any] = field(default_factory=dict)  # discover: DiscoverConfig fields
+    timeout_s: float | None = None  # set: the entry runs in its own process, stopped at the deadline
 
     def to_dict(self) -> dict[str, Any]:
-        if self.action == "eval":
-            return {"name": self.name, "task": self.task, "eval": self.candidates}
-        return {"name": self.name, "task": self.task, "discover": self.settings}
+        action = {"eval": self.candidates} if self.action == "eval" else {"discover": self.settings}
+        deadline = {} if self.timeout_s is None else {"timeout_s": self.timeout_s}
+        return {"name": self.name, "task": self.task, **action, **deadline}
 
 
 @dataclass
@@ -82,11 +87,10 @@ def load_suite(path: str | Path, overrides: dict[str, str] | None = None) -> Sui
     `--set var=value`), the environment variable VAR (upper case), the suite's `vars:`."""
     path = Path(path)
     raw = read_yaml_mapping(path, "suite file", "a mapping with 'name' and 'entries'")
-    unknown = sorted(set(raw) - {"name", "description", "device", "vars", "defaults", "entries"})
+    known = ("name", "description", "device", "timeout_s", "vars", "defaults", "entries")
+    unknown = sorted(set(raw) - set(known))
     if unknown:
-        raise ConfigError(
-            f"{path}: unknown key(s) {', '.join(unknown)} (known: name, description, device, vars, defaults, entries)"
-        )
+        raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)} (known: {', '.join(known)})")
     variables = _variables(raw.get("vars") or {}, overrides or {}, path)
     raw = _substitute(raw, variables, path)
     defaults = raw.get("defaults") or {}
@@ -95,7 +99,8 @@ def load_suite(path: str | Path, overrides: dict[str, str] | None = None) -> Sui
     entries_raw = raw.get("entries")
     if not isinstance(entries_raw, list) or not entries_raw:
         raise ConfigError(f"{path}: 'entries' must be a non-empty list (each: task plus eval or discover)")
-    entries = [_entry(e, i, defaults, path) for i, e in enumerate(entries_raw)]
+    timeout_s = _timeout(raw.get("timeout_s"), f"{path}: timeout_s")
+    entries = [_entry(e, i, defaults, timeout_s, path) for i, e in enumerate(entries_raw)]
     names = [e.name for e in entries]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
@@ -148,12 +153,27 @@ def _substitute(value: Any, variables: dict[str, tuple[str | None, str | None]],
     return _VAR.sub(one, value)
 
 
-def _entry(raw: Any, index: int, defaults: dict, suite_path: Path) -> Entry:
+def _timeout(value: Any, where: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ConfigError(f"{where} must be a positive number of seconds, got {value!r}")
+    return float(value)
+
+
+def _entry(raw: Any, index: int, defaults: dict, timeout_s: float | None, suite_path: Path) -> Entry:
     where = f"{suite_path}: entries[{index}]"
     if not isinstance(raw, dict):
         raise ConfigError(
             f"{where}: expected a mapping with 'task' (or 'kernelbench') and 'eval' or 'discover'"
         )
+    unknown = sorted(set(raw) - {"name", "task", "kernelbench", "timeout_s", *ACTIONS})
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(unknown)} (known: name, task, kernelbench, eval, discover, timeout_s)"
+        )
+    if "timeout_s" in raw:
+        timeout_s = _timeout(raw["timeout_s"], f"{where}: timeout_s")
     actions = [a for a in ACTIONS if a in raw]
     if len(actions) != 1:
         raise ConfigError(f"{where}: give exactly one of 'eval' (candidate files) or 'discover' (settings)")
@@ -176,9 +196,8 @@ def _entry(raw: Any, index: int, defaults: dict, suite_path: Path) -> Entry:
             raise ConfigError(
                 f"{where}: 'eval' must list candidate files, folders, @submission, @reference or @compile"
             )
-        return Entry(
-            name, task, action, candidates=[_candidate_ref(str(i), suite_path, where) for i in items]
-        )
+        candidates = [_candidate_ref(str(i), suite_path, where) for i in items]
+        return Entry(name, task, action, candidates=candidates, timeout_s=timeout_s)
     settings = raw["discover"] or {}
     if not isinstance(settings, dict):
         raise ConfigError(f"{where}: 'discover' must be a mapping of discover settings (may be empty: {{}})")
@@ -194,7 +213,7 @@ def _entry(raw: Any, index: int, defaults: dict, suite_path: Path) -> Entry:
         )
     if merged.get("script"):
         merged["script"] = str(_resolve_path(str(merged["script"]), suite_path))
-    return Entry(name, task, action, settings=merged)
+    return Entry(name, task, action, settings=merged, timeout_s=timeout_s)
 
 
 def kernelbench_problem(spec: Any, where: str) -> Path:
@@ -294,7 +313,13 @@ def run_suite(
         _run_parallel(todo, out_dir, device, gpus, echo)
     else:
         for entry in todo:
-            outcome = run_entry(entry, out_dir, device, echo)
+            if entry.timeout_s is None:
+                outcome = run_entry(entry, out_dir, device, echo)
+            else:  # only a process of its own can be stopped at a deadline
+                echo(
+                    f"{entry.name}: {entry.action} {entry.task} on {device} (at most {entry.timeout_s:g} s) ..."
+                )
+                outcome = _run_in_child(entry, out_dir, device, gpus[0] if gpus else None)
             echo(_outcome_line(outcome))
     outcomes = [read_outcome(out_dir, e.name) or {"name": e.name, "status": "failed"} for e in suite.entries]
     return SuiteResult(out_dir, outcomes)
@@ -503,26 +528,56 @@ def _run_parallel(entries: list[Entry], out_dir: Path, device: str, gpus: list[s
         list(pool.map(one, entries))
 
 
-def _run_in_child(entry: Entry, out_dir: Path, device: str, gpu: str) -> dict[str, Any]:
-    """One entry in its own process that sees only `gpu`; if the child dies without writing
-    its outcome, the parent writes a failed one with the end of its output."""
+def _run_in_child(entry: Entry, out_dir: Path, device: str, gpu: str | None) -> dict[str, Any]:
+    """One entry in its own process (that sees only `gpu` when given), stopped at its deadline:
+    the entry's `timeout_s`, else CHILD_DEADLINE_S, so a stuck entry never holds its GPU for
+    good. If the child ends without writing its outcome, the parent writes a failed one."""
     entry_dir = out_dir / "entries" / entry.name
     entry_dir.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": gpu}
-    child_device = "cuda" if device.startswith("cuda") else device
+    env = {**os.environ, **({"CUDA_VISIBLE_DEVICES": gpu} if gpu is not None else {})}
+    child_device = "cuda" if device.startswith("cuda") and gpu is not None else device
     cmd = [sys.executable, "-m", "kerneldisc.bench", str(out_dir), entry.name, child_device]
+    deadline = entry.timeout_s or CHILD_DEADLINE_S
     with open(entry_dir / "child.log", "w") as log_fh:
-        rc = subprocess.run(cmd, env=env, stdout=log_fh, stderr=subprocess.STDOUT).returncode
+        child = subprocess.Popen(
+            cmd, env=env, stdout=log_fh, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            rc = child.wait(timeout=deadline)
+            error = None
+        except subprocess.TimeoutExpired:
+            rc = _stop(child)
+            error = f"stopped at its deadline of {deadline:g} s (timeout_s); --resume runs it again"
+        except BaseException:  # Ctrl-C: the child's group got it too; never leave it running
+            _stop(child)
+            raise
     outcome = read_outcome(out_dir, entry.name)
-    if outcome is None or outcome.get("status") == "running":
+    if error is None and outcome is not None and outcome.get("status") != "running":
+        return outcome
+    if error is None:
         tail = (entry_dir / "child.log").read_text()[-2000:].strip().splitlines()[-1:] or ["no output"]
-        outcome = {
-            **(outcome or {"name": entry.name, "task": entry.task, "action": entry.action}),
-            "status": "failed", "error": f"entry process exited with status {rc}: {tail[0]}",
-            "finished_at": _now(),
-        }  # fmt: skip
-        write_outcome(entry_dir, outcome)
+        error = f"entry process exited with status {rc}: {tail[0]}"
+    outcome = {
+        **(outcome or {"name": entry.name, "task": entry.task, "action": entry.action}),
+        "status": "failed", "error": error, "finished_at": _now(),
+    }  # fmt: skip
+    write_outcome(entry_dir, outcome)
     return outcome
+
+
+def _stop(child: subprocess.Popen) -> int:
+    """SIGINT first, as Ctrl-C would (a discovery finishes publishing its last step), then
+    SIGKILL for the whole process group after a grace period."""
+    for sig, grace in ((signal.SIGINT, STOP_GRACE_S), (signal.SIGKILL, None)):
+        try:
+            os.killpg(child.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            return child.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            continue
+    return child.wait()
 
 
 # --- outcomes -------------------------------------------------------------------------------

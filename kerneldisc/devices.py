@@ -5,11 +5,13 @@ after asking), so it reads NVML and CUDA_VISIBLE_DEVICES, never torch.cuda.
     parse_device("cuda:1") -> "cuda:1"      # or ConfigError naming what is accepted
     resolve_device("auto") -> "cuda" | "cpu"   # "cuda": the visible GPUs; "cuda:N": that one
     visible_gpus() -> ["0", "1", ...]       # ids as CUDA_VISIBLE_DEVICES would name them
+    cpu_name() -> "AMD EPYC 9654 96-Core Processor"
 """
 
 from __future__ import annotations
 
 import os
+import platform
 import re
 
 from kerneldisc.errors import ConfigError
@@ -68,3 +70,15 @@ def _nvml_count() -> int:
             pynvml.nvmlShutdown()
     except Exception:  # no NVML: a device file still says a driver is there
         return 1 if os.path.exists("/dev/nvidia0") else 0
+
+
+def cpu_name() -> str:
+    """This machine's CPU model as /proc/cpuinfo names it (reports and caches key on it)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "cpu"

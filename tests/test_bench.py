@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from kerneldisc.bench import load_suite, read_outcome, run_suite
 from kerneldisc.errors import ConfigError
@@ -99,6 +102,95 @@ def test_suite_errors_name_the_file_and_entry(tmp_path):
         load_suite(
             write_suite(tmp_path, "entries:\n  - {task: vectoradd, eval: ['@reference']}\n"), {"x": "1"}
         )
+    misspelt = write_suite(tmp_path, "entries:\n  - {task: vectoradd, eval: ['@reference'], timeout: 5}\n")
+    with pytest.raises(ConfigError, match=r"entries\[0\]: unknown key\(s\) timeout \(known: .*timeout_s"):
+        load_suite(misspelt)
+    for bad_timeout in ("-1", "soon", "true"):
+        text = f"timeout_s: {bad_timeout}\nentries:\n  - {{task: vectoradd, eval: ['@reference']}}\n"
+        with pytest.raises(ConfigError, match="timeout_s must be a positive number of seconds"):
+            load_suite(write_suite(tmp_path, text))
+
+
+def test_timeouts_come_from_the_suite_unless_an_entry_sets_its_own(tmp_path):
+    suite = load_suite(
+        write_suite(
+            tmp_path,
+            """\
+            timeout_s: 600
+            entries:
+              - {task: vectoradd, name: a, eval: ["@reference"]}
+              - {task: vectoradd, name: b, eval: ["@reference"], timeout_s: 30}
+            """,
+        )
+    )
+    assert [e.timeout_s for e in suite.entries] == [600.0, 30.0]
+    # The resolved suite the entry processes read keeps each entry's deadline.
+    written = tmp_path / "resolved.yml"
+    written.write_text(yaml.safe_dump(suite.to_dict(), sort_keys=False))
+    assert [e.timeout_s for e in load_suite(written).entries] == [600.0, 30.0]
+
+
+@pytest.mark.slow
+def test_an_entry_past_its_deadline_is_stopped_and_the_suite_goes_on(tmp_path):
+    """The first entry's candidate never returns; the evaluator would give up only after its
+    own 180 s, the entry's 5 s deadline stops it long before, and the next entry still runs."""
+    (tmp_path / "spin.py").write_text("def custom_kernel(data):\n    while True:\n        pass\n")
+    (tmp_path / "torch_add.py").write_text(TORCH_VECTORADD)
+    suite_file = write_suite(
+        tmp_path,
+        """\
+        name: deadline
+        device: cpu
+        entries:
+          - {task: vectoradd, name: stuck, eval: [spin.py], timeout_s: 5}
+          - {task: vectoradd, name: fine, eval: [torch_add.py]}
+        """,
+    )
+    out = tmp_path / "out"
+    lines = []
+    before = evaluator_processes()
+    result = run_suite(load_suite(suite_file), out, echo=lines.append)
+    status = {o["name"]: (o["status"], o.get("error")) for o in result.outcomes}
+    assert status["stuck"][0] == "failed" and "deadline of 5 s" in status["stuck"][1]
+    assert status["fine"] == ("done", None)
+    assert (out / "entries" / "stuck" / "child.log").is_file()  # ran in a process of its own
+    assert any("at most 5 s" in line for line in lines)
+    # Nothing of the stopped entry is left running: every evaluator process started since is
+    # this test's own (the second entry ran here), none an orphan of the stopped one.
+    deadline = time.monotonic() + 30  # the orphans see their parent's death and exit
+    while (leaked := evaluator_processes() - before - own_descendants()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert leaked == set()
+
+
+def evaluator_processes() -> set[int]:
+    """Live processes of this checkout's evaluator (fork server, judges, harnesses)."""
+    found = set()
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+            stat = (proc / "stat").read_text()
+        except (OSError, ValueError):
+            continue
+        if b"zygote.main(fd)" in b" ".join(cmdline) and str(REPO).encode() in cmdline:
+            if stat.rpartition(")")[2].split()[0] not in ("Z", "X"):
+                found.add(int(proc.name))
+    return found
+
+
+def own_descendants() -> set[int]:
+    parents = {}
+    for proc in Path("/proc").iterdir():
+        try:
+            parents[int(proc.name)] = int((proc / "stat").read_text().rpartition(")")[2].split()[1])
+        except (OSError, ValueError):
+            continue
+    mine, grew = {os.getpid()}, True
+    while grew:
+        more = {pid for pid, parent in parents.items() if parent in mine} - mine
+        grew = bool(more)
+        mine |= more
+    return mine
 
 
 @pytest.mark.slow

@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from judged import judged
 
 from kerneldisc.prompts import build_messages, build_prompt, clip, extract_code, format_gate
 from kerneldisc.search import Archive
@@ -75,8 +76,8 @@ def task(tmp_path: Path) -> Task:
 
 @pytest.fixture
 def archive(task: Task) -> Archive:
-    archive = Archive.create(None)
-    archive.add_root(task.submission_source, 1.25, 812.5, "ok", "all tests passed")
+    archive = Archive()
+    archive.add_root(judged(task.submission_source, 1.25, 812.5, "ok", "all tests passed", speedup=None))
     archive.add_empty_root()
     return archive
 
@@ -111,9 +112,11 @@ def test_speedup_recorded_with_the_state_wins_over_the_reference_runtime(task, a
 
 
 def test_failed_state_shows_the_evaluator_message_instead_of_a_runtime(task):
-    archive = Archive.create(None)
+    archive = Archive()
     message = "test n: 1000; seed: 1: mismatch at index 3 (got -0.5, expected 0.0)"
-    broken = archive.add_root("def custom_kernel(data):\n    return data\n", 0.0, None, "incorrect", message)
+    broken = archive.add_root(
+        judged("def custom_kernel(data):\n    return data\n", 0.0, None, "incorrect", message)
+    )
     text = user_text(build_messages(task, broken, 500.0, "H100"))
     assert "status `incorrect`" in text
     assert "mismatch at index 3" in text
@@ -155,8 +158,8 @@ def test_huge_reference_and_code_are_cut_with_notes_to_fit_a_small_context(task)
     lines = [f"    x{i} = data * {i}  # step {i}" for i in range(3000)]
     big = "def ref_kernel(data):\n" + "\n".join(lines) + "\n    return data\n"
     huge = replace(task, reference_source=big, description="Word " * 5000)
-    archive = Archive.create(None)
-    state = archive.add_root(big.replace("ref_kernel", "custom_kernel"), 1.0, 10.0, "ok")
+    archive = Archive()
+    state = archive.add_root(judged(big.replace("ref_kernel", "custom_kernel"), 1.0, 10.0, "ok"))
     prompt = build_prompt(huge, state, None, "H100")
     assert len(prompt) < 16_000  # about 5k tokens: room for a reply in SmolLM2's 8k context
     assert "more lines of the reference omitted to fit the context]" in prompt

@@ -6,28 +6,11 @@ import json
 import math
 
 import pytest
+from judged import failed, judged, ok
 
 from kerneldisc.atomic import write_json
 from kerneldisc.errors import ConfigError
-from kerneldisc.evaluate import Verdict
-from kerneldisc.rollout import Rollout
 from kerneldisc.search import Archive, normalise_code, rank_prior
-
-
-def judged(code: str, reward: float, runtime_us: float | None, status: str, message: str = "") -> Rollout:
-    rollout = Rollout(step=1, parent=None, code=code, code_hash=f"h{abs(hash(code)) % 10**6}")
-    rollout.verdict = Verdict(task="t", candidate="c.py", device="cpu", status=status, message=message,
-                              runtime_us=runtime_us, speedup=reward if status == "ok" else None)  # fmt: skip
-    rollout.reward = reward
-    return rollout
-
-
-def ok(code: str, reward: float, runtime_us: float = 10.0) -> Rollout:
-    return judged(code, reward, runtime_us, "ok", "passed")
-
-
-def failed(code: str = "def custom_kernel(data):\n    raise RuntimeError\n") -> Rollout:
-    return judged(code, 0.0, None, "crash", "RuntimeError")
 
 
 def small_tree(c: float = 1.0) -> tuple[Archive, dict[str, str]]:

@@ -24,6 +24,7 @@ from kerneldisc.evaluate.sandbox import (
     ChildTimeout,
     Tail,
     children,
+    close_fds,
     descendants,
     describe_status,
     stat_fields,
@@ -345,19 +346,11 @@ class HarnessProcess:
                 os.killpg(self.pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
-        for fd in (self._cmd, self._reply):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        close_fds(self._cmd, self._reply)
         if self.memory is not None:
             self.memory.close()
         if self.stdout is None:  # never drained: close the read ends ourselves
-            for fd in (self._out_r, self._err_r):
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
+            close_fds(self._out_r, self._err_r)
 
     def exit_description(self) -> str:
         if self.violation:

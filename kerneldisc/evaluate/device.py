@@ -10,9 +10,11 @@ import os
 import platform
 from typing import Any
 
+from kerneldisc.devices import cpu_name
+
 
 def cpu_facts() -> dict[str, Any]:
-    return {"device": "cpu", "name": _cpu_model(), "cores": os.cpu_count(), "machine": platform.machine()}
+    return {"device": "cpu", "name": cpu_name(), "cores": os.cpu_count(), "machine": platform.machine()}
 
 
 def gpu_facts(device: str) -> dict[str, Any]:
@@ -68,14 +70,3 @@ def _nvml_telemetry(uuid: str, index: int) -> dict[str, Any]:
         return facts
     finally:
         pynvml.nvmlShutdown()
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from kerneldisc.evaluate.link import JUDGE_STATUS, LineReader, write_line
-from kerneldisc.evaluate.sandbox import ChildDied, ChildTimeout, Tail, describe_status, state
+from kerneldisc.evaluate.sandbox import ChildDied, ChildTimeout, Tail, close_fds, describe_status, state
 
 START_TIMEOUT_S = 300.0
 _ROOT = str(Path(__file__).resolve().parents[2])
@@ -199,11 +199,7 @@ class JudgeProcess:
 
     def close(self) -> None:
         self.kill()
-        for fd in (self._cmd, self._reply, self._status):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        close_fds(self._cmd, self._reply, self._status)
 
     def exit_description(self) -> str:
         if self.was_stopped:

@@ -34,6 +34,7 @@ from kerneldisc.evaluate.sandbox import (
     remove_files_of,
 )
 from kerneldisc.evaluate.verdict import timing_method
+from kerneldisc.task_model import spec_label
 
 _DRAW = random.SystemRandom()  # which timed calls are checked: not reproducible from any seed
 TWO_REPS = (0, 1)  # each test runs on two differently salted inputs: stale memory cannot pass twice
@@ -806,4 +807,4 @@ def _run_checker(checker, data: Any, out: Any) -> str | None:
 
 
 def _label(spec: dict[str, Any]) -> str:
-    return "{" + ", ".join(f"{k}: {v}" for k, v in spec.items()) + "}"
+    return "{" + spec_label(spec) + "}"

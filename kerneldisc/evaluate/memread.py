@@ -79,11 +79,9 @@ class ProcessMemory:
         return found
 
     def close(self) -> None:
-        for fd in (self._mem, self._maps):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        from kerneldisc.evaluate.sandbox import close_fds
+
+        close_fds(self._mem, self._maps)
 
 
 def overlaps(address: int, nbytes: int, regions: list[Mapping]) -> bool:

@@ -123,6 +123,15 @@ class Limits:
                 resource.setrlimit(res, (mb << 20, mb << 20))
 
 
+def close_fds(*fds: int) -> None:
+    """Close each descriptor, whether or not it is still open."""
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
 def keep_only_fds(keep: set[int]) -> None:
     """Close every file descriptor of this process except `keep` (right after fork)."""
     try:

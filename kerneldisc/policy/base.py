@@ -39,6 +39,27 @@ class Completion:
     finish_reason: str = "stop"
 
 
+class LocalSampler:
+    """What the policies that run a model here (hf, vllm) share: where the weights are, the
+    device, the sampling settings, and the adapter last loaded."""
+
+    def __init__(
+        self, model_dir: Path, device: str, seed: int, temperature: float, max_new_tokens: int
+    ) -> None:
+        from kerneldisc.errors import ConfigError
+
+        if temperature <= 0:
+            raise ConfigError(f"temperature must be positive for sampling, got {temperature}")
+        if max_new_tokens < 1:
+            raise ConfigError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
+        self.model_dir = Path(model_dir)
+        self.device = device
+        self.seed = seed
+        self.temperature = temperature
+        self.max_new_tokens = max_new_tokens
+        self.adapter_path: Path | None = None
+
+
 class Policy(Protocol):
     """The sampling side of the loop; `hf`, `vllm` and `openai` implement it."""
 

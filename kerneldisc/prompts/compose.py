@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from string import Template
+from typing import Any
 
 from kerneldisc.search import State
 from kerneldisc.task import Task, spec_label
@@ -52,17 +53,9 @@ def build_messages(
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
-def build_prompt(
-    task: Task,
-    state: State,
-    target_us: float | None,
-    device: str,
-    reference_us: float | None = None,
-    limits: PromptLimits = PromptLimits(),
-) -> str:
-    """The same prompt as one string, for models without a chat template."""
-    messages = build_messages(task, state, target_us, device, reference_us, limits)
-    return "\n\n".join(m["content"] for m in messages)
+def build_prompt(*args: Any, **kwargs: Any) -> str:
+    """The same prompt as one string, for models without a chat template (build_messages' arguments)."""
+    return "\n\n".join(m["content"] for m in build_messages(*args, **kwargs))
 
 
 def _user(

@@ -10,14 +10,14 @@ of the machine that produced the timings. The cache is a JSON file keyed by devi
 from __future__ import annotations
 
 import json
-import os
-import platform
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 from kerneldisc.atomic import write_json
+from kerneldisc.cache import cache_root
+from kerneldisc.devices import cpu_name
 from kerneldisc.errors import ConfigError
 
 CACHE_FILE = "ceilings.json"
@@ -42,8 +42,7 @@ class Ceilings:
 
 
 def cache_path() -> Path:
-    root = os.environ.get("KERNELDISC_CACHE") or Path.home() / ".cache" / "kerneldisc"
-    return Path(root) / CACHE_FILE
+    return cache_root() / CACHE_FILE
 
 
 def local_device_name(device: str) -> str:
@@ -52,13 +51,7 @@ def local_device_name(device: str) -> str:
         import torch
 
         return torch.cuda.get_device_name(torch.device(device))
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "cpu"
+    return cpu_name()
 
 
 def load_cached(device_name: str) -> Ceilings | None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from kerneldisc.evaluate.verdict import aggregate
 from kerneldisc.report.ceilings import Ceilings
 from kerneldisc.report.sources import (
     ROLE_COMPILE,
@@ -408,9 +409,7 @@ def roofline_limit_us(task: Task, device: str, ceilings: Ceilings) -> float | No
             limits.append(limit)
     if not limits:
         return None
-    if task.ranking_by == "geom":
-        return math.exp(sum(math.log(x) for x in limits) / len(limits))
-    return sum(limits) / len(limits)
+    return aggregate(limits, task.ranking_by)
 
 
 def _grouped(found: list[Measurement]) -> dict[tuple[str, str], list[Measurement]]:
