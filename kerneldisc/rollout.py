@@ -36,6 +36,7 @@ class Rollout:
     reward: float = 0.0
     advantage: float | None = None  # set when its group is trained on
     state_id: str | None = None  # the archive state it became, if any
+    cut: bool = False  # read back from a history line: the reply was cut at max_new_tokens
 
     @property
     def status(self) -> str:
@@ -64,7 +65,9 @@ class Rollout:
     @property
     def truncated(self) -> bool:
         """The reply was cut at the sampling budget (max_new_tokens) before it ended."""
-        return self.completion is not None and self.completion.finish_reason == "length"
+        if self.completion is None:
+            return self.cut
+        return self.completion.finish_reason == "length"
 
     def judge(self, verdict: Verdict, reward_kind: str) -> None:
         self.verdict = verdict
@@ -78,16 +81,19 @@ class Rollout:
             "code_hash": self.code_hash, "candidate": self.candidate, "reply": self.reply,
             "message": self.message[:MESSAGE_CHARS], "state_id": self.state_id, "truncated": self.truncated,
             "interpreted": bool(self.verdict.interpreted) if self.verdict is not None else False,
+            "advantage": self.advantage,
         }  # fmt: skip
 
     @classmethod
     def from_record(cls, record: dict[str, Any], task: str = "", device: str = "") -> Rollout:
-        """A rollout as its history line tells it (no completion; the verdict's summary only)."""
+        """A rollout as its history line tells it (no completion; the verdict's summary only).
+        Lines written before a field existed read as its default."""
         rollout = cls(
             step=int(record["step"]), parent=record.get("parent"), group=record.get("group"),
             sample=record.get("sample"), reply=record.get("reply"), code_hash=record.get("code_hash"),
             candidate=record.get("candidate"), reward=float(record.get("reward") or 0.0),
-            state_id=record.get("state_id"),
+            state_id=record.get("state_id"), cut=bool(record.get("truncated", False)),
+            advantage=None if record.get("advantage") is None else float(record["advantage"]),
         )  # fmt: skip
         status = str(record.get("status", "crash"))
         if status == "gated":
