@@ -63,9 +63,13 @@ def test_a_history_line_written_before_the_newer_fields_reads_with_their_default
 
 
 def test_rewards_are_zero_for_every_failure_and_the_speedup_or_inverse_runtime_otherwise():
-    ok = Verdict(task="t", candidate="c", device="cpu", status="ok", runtime_us=250.0, speedup=1.8)
+    ok = Verdict(
+        task="t", candidate="c", device="cpu", status="ok", message="", runtime_us=250.0, speedup=1.8
+    )
     assert reward_of(ok, "speedup") == 1.8
     assert reward_of(ok, "inverse_runtime") == 4.0
     for status in ("incorrect", "crash", "timeout", "rejected", "compile_error"):
-        bad = Verdict(task="t", candidate="c", device="cpu", status=status, runtime_us=1.0, speedup=100.0)
+        bad = Verdict(
+            task="t", candidate="c", device="cpu", status=status, message="", runtime_us=1.0, speedup=100.0
+        )
         assert reward_of(bad, "speedup") == 0.0 and reward_of(bad, "inverse_runtime") == 0.0
