@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+from pathlib import Path
 
 import pytest
 
 from kerneldisc.errors import ConfigError
 from kerneldisc.run_folder import RunFolder, read_jsonl
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
 def _commit(run: RunFolder, step: int, n_lines: int, adapter_text: str | None = None):
@@ -124,3 +128,39 @@ def test_a_run_folder_written_before_the_published_marker_opens_as_it_is(tmp_pat
     RunFolder.open(run.root)
     assert (run.root / "history.jsonl").read_text() == before
     assert (run.checkpoints / "PUBLISHED").read_text().strip() == "step-000000"
+
+
+@pytest.mark.slow
+def test_a_run_folder_written_before_the_rollout_refactor_resumes_and_reports(tmp_path, monkeypatch):
+    """tests/fixtures/run-2026-11: two steps of a frozen scripted run on vectoradd, written by
+    the code of November 2026 (before one Rollout type, the run context and the PUBLISHED
+    marker). Today's code continues it to step 3 and reports it."""
+    from kerneldisc.loop import config_for_resume, run_discovery
+    from kerneldisc.report import build_report
+    from kerneldisc.rollout import Rollout
+
+    monkeypatch.setenv("KERNELDISC_CACHE", str(tmp_path / "cache"))
+    shutil.copytree(FIXTURES / "run-2026-11", tmp_path, dirs_exist_ok=True)
+    run_dir = tmp_path / "run"
+    config = run_dir / "config.yml"  # as a user who moved the folder would: point at the script
+    config.write_text(config.read_text().replace("/tmp/replies.yml", str(tmp_path / "replies.yml")))
+    old_history = read_jsonl(run_dir / "history.jsonl")
+    assert not (run_dir / "checkpoints" / "PUBLISHED").exists()  # truly from before the marker
+
+    run_discovery(config_for_resume(run_dir, {"steps": 3}), resume=run_dir, echo=lambda _: None)
+
+    history = read_jsonl(run_dir / "history.jsonl")
+    assert history[: len(old_history)] == old_history  # nothing rewritten, nothing duplicated
+    assert [r["step"] for r in history[len(old_history) :]] == [3, 3, 3, 3]
+    rollouts = [Rollout.from_record(r) for r in history]
+    assert [r.status for r in rollouts[len(old_history) :]].count("gated") >= 1
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["steps_completed"] == 3
+    states = {s["id"]: s for s in json.loads((run_dir / "archive.json").read_text())["states"]}
+    # Every rollout that became a state is in the archive with its reward, old and new alike.
+    became = [r for r in rollouts if r.state_id is not None]
+    assert became and any(r.status == "ok" for r in rollouts[len(old_history) :])
+    for rollout in became:
+        assert states[rollout.state_id]["reward"] == pytest.approx(rollout.reward)
+    report = build_report([run_dir], tmp_path / "report")
+    assert "vectoradd" in (report / "report.md").read_text()
