@@ -53,11 +53,14 @@ NAMES = [
     # red-team round 4 (docs/evaluator.md)
     "trims_harness", "sleep_gamble", "quantized_output", "deep_reply", "grows_arena", "expands_output",
     "many_outputs", "nvcc_dev_zero", "leaves_shm_file",
+    # red-team round 5
+    "extra_huge_tensor", "kills_reference_by_pidfd", "commits_arena_pages", "leaves_sysv_memory",
 ]  # fmt: skip
 # Candidates for the other test tasks (a matrix product, complex vectors, an empty first test).
 OTHER_TASKS = {
     "mm_honest": "mm_task", "zombie_main_thread": "mm_task", "zombie_orphan_helper": "mm_task",
     "ignores_sigchld": "mm_task", "conj_view": "cplx_task", "add_torch@edge": "edge_task",
+    "aliases_by_position": "tr_task", "broadcast_output": "rep_task", "many_honest": "many_task",
 }  # fmt: skip
 
 
@@ -165,7 +168,6 @@ def test_candidate_that_does_not_import_is_a_compile_error(verdicts, name):
         ("wrong_shape", "shape mismatch: got (999,), expected (1000,)"),
         ("wrong_dtype", "dtype mismatch: got torch.float64, expected torch.float32"),
         ("nan_output", "NaN/Inf in 1 of 1000 elements"),
-        ("mutates_input", "modified its input"),
         # The unwritten half holds whatever was in memory: values, or bits that read as NaN.
         ("partial_write", ("mismatch beyond tolerance", "NaN/Inf in")),
         ("caches_result", "mismatch beyond tolerance"),
@@ -237,7 +239,7 @@ def test_prints_posing_as_results_do_not_count(verdicts):
 
 @pytest.mark.parametrize(
     "name, reason",
-    [("returns_input", "aliases the input"), ("returns_view", "aliases the input"),
+    [("returns_view", "aliases the input"),
      ("no_custom_kernel", "no custom_kernel"), ("subclass_output", "Tensor subclass")],
 )  # fmt: skip
 def test_malformed_candidate_is_rejected(verdicts, name, reason):
@@ -317,7 +319,6 @@ def test_patched_clocks_builtins_and_hooks_are_named_by_the_tripwire(verdicts, n
         ("points_to_nowhere", "rejected", "could not be read"),
         ("edits_harness_memory", "rejected", "malformed reply"),
         ("forges_bench_reply", "rejected", "malformed reply"),
-        ("ctypes_pokes_inputs", "incorrect", "modified its input"),
     ],
 )
 def test_a_harness_that_lies_about_its_output_is_caught_by_what_the_judge_reads(
@@ -399,6 +400,9 @@ def test_sleeping_does_not_end_a_benchmark_before_stale_calls_are_checked(verdic
         ("expands_output", "incorrect", "shape mismatch: got (536870912,)"),
         ("many_outputs", "incorrect", "expected a tensor, got list"),
         ("nvcc_dev_zero", "compile_error", "only <system> and local headers may be included"),
+        ("aliases_by_position", "rejected", "malformed reply"),
+        ("extra_huge_tensor", "rejected", "malformed reply"),
+        ("broadcast_output", "incorrect", "elements share memory (stride [0, 1])"),
     ],
 )
 def test_outputs_and_replies_built_to_break_the_judge_get_a_verdict(verdicts, name, status, reason):
@@ -419,7 +423,33 @@ def test_files_the_candidate_leaves_in_shared_memory_are_removed(verdicts):
     assert not [p for p in os.listdir("/dev/shm") if p.startswith("kerneldisc-test-")]
 
 
-@pytest.mark.parametrize("name", ["conj_view", "add_torch@edge"])
+@pytest.mark.parametrize("name", ["mutates_input", "ctypes_pokes_inputs", "returns_input"])
+def test_inputs_are_read_only_to_the_candidate(verdicts, name):
+    v = verdicts[name]
+    assert v.status == "crash" and "inputs are mapped read-only" in v.message, v.message
+
+
+def test_the_input_region_cannot_be_made_to_hold_memory_nobody_is_charged_for(verdicts):
+    v = verdicts["commits_arena_pages"]
+    assert v.status == "compile_error" and "Bad file descriptor" in v.message, v.message
+
+
+def test_the_candidate_cannot_kill_the_reference_and_blame_the_task(verdicts):
+    v = verdicts["kills_reference_by_pidfd"]  # evaluate() returned: no TaskError reached the caller
+    assert v.status == "crash" and "Operation not permitted" in v.message, v.message
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the candidate's own user owns them, as root only")
+def test_shared_memory_and_files_left_anywhere_writable_are_removed(verdicts):
+    assert verdicts["leaves_sysv_memory"].status == "ok", verdicts["leaves_sysv_memory"].message
+    for folder in ("/run/lock", "/var/tmp"):
+        assert not os.path.exists(os.path.join(folder, "kerneldisc-test-left"))
+    with open("/proc/sysvipc/shm") as f:
+        rows = [line.split() for line in f.read().splitlines()[1:]]
+    assert [r for r in rows if 61000 <= int(r[7]) <= 65533] == []  # column 8: the owner's uid
+
+
+@pytest.mark.parametrize("name", ["conj_view", "add_torch@edge", "many_honest"])
 def test_unusual_honest_kernels_are_ok(verdicts, name):
     v = verdicts[name]
     assert v.status == "ok" and v.correct, v.message

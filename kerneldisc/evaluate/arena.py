@@ -30,6 +30,25 @@ class LayoutError(ValueError):
     nor a plain scalar), or a layout that does not fit its region."""
 
 
+_DTYPE_NAMES = frozenset(
+    "float32 float16 bfloat16 float64 int64 int32 int16 int8 uint8 bool complex64 complex128 "
+    "float8_e4m3fn float8_e5m2 uint16 uint32 uint64".split()
+)
+
+
+def overlaps_itself(shape: list[int], stride: list[int]) -> bool:
+    """Whether two elements of a view share storage (a broadcast or expanded view): sorted by
+    stride, each dimension must step past everything the smaller ones cover."""
+    covered = 0
+    for size, step in sorted(
+        ((n, s) for n, s in zip(shape, stride, strict=True) if n > 1), key=lambda d: d[1]
+    ):
+        if step <= covered:
+            return True
+        covered += (size - 1) * step
+    return False
+
+
 def span_elements(t: torch.Tensor) -> int:
     """How many elements of storage a (non-negatively strided) tensor view covers."""
     if t.numel() == 0:
@@ -82,13 +101,18 @@ def plan(data: Any) -> tuple[dict[str, Any], list[torch.Tensor], int]:
 class CpuArena:
     """A memfd the judge writes inputs into, as large as the machine's memory but sparse (only the
     pages written use memory). Sealed at once against shrinking, growing and new seals: a
-    candidate can neither make the judge's own accesses fault nor change its size."""
+    candidate can neither make the judge's own accesses fault nor change its size. Harness
+    processes get `reader_fd`, opened read-only, and the file is the judge's user's alone (mode
+    0400): a candidate of another user can neither write its inputs nor commit the region's
+    pages (fallocate, write) as memory nobody charges it for."""
 
     def __init__(self, name: str = "kerneldisc-inputs", size: int | None = None) -> None:
         self.fd = os.memfd_create(name, os.MFD_ALLOW_SEALING)
         self.size = size or _memory_size()
         os.ftruncate(self.fd, self.size)
         fcntl.fcntl(self.fd, _F_ADD_SEALS, _F_SEAL_SHRINK | _F_SEAL_GROW | _F_SEAL_SEAL)
+        self.reader_fd = os.open(f"/proc/self/fd/{self.fd}", os.O_RDONLY | os.O_CLOEXEC)
+        os.fchmod(self.fd, 0o400)  # after the read-only open: nobody opens it for writing again
         self.mapped = 0
         self.map: mmap.mmap | None = None
 
@@ -137,6 +161,7 @@ class CpuArena:
         if self.map is not None:
             self.map.close()
         os.close(self.fd)
+        os.close(self.reader_fd)
 
 
 def _memory_size() -> int:
@@ -204,8 +229,11 @@ def rebuild(node: Any, tensors: list[torch.Tensor]) -> Any:
         return [rebuild(v, tensors) for v in value]
     if kind == "dict":
         return {k: rebuild(v, tensors) for k, v in value}
-    if kind == "dtype":
-        return getattr(torch, value)
+    if kind == "dtype":  # a name off a fixed list: never an arbitrary attribute of torch
+        dtype = getattr(torch, value, None) if isinstance(value, str) and value in _DTYPE_NAMES else None
+        if not isinstance(dtype, torch.dtype):
+            raise LayoutError(f"unknown dtype {value!r}")
+        return dtype
     if kind == "float":
         return float(value)
     if kind == "complex":

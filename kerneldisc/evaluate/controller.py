@@ -11,13 +11,15 @@ call's cost, so work started before the reply and finished after it is charged a
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
 from collections.abc import Callable
 from typing import Any
 
-from kerneldisc.evaluate.link import LineReader, MalformedLine, write_line
+from kerneldisc.evaluate.cgroups import HarnessGroup
+from kerneldisc.evaluate.link import LineReader, MalformedLine, Outbox
 from kerneldisc.evaluate.memread import ProcessMemory
 from kerneldisc.evaluate.sandbox import (
     ChildDied,
@@ -46,6 +48,7 @@ class HarnessProcess:
         self.pid = pid
         self.role = role
         self._cmd = cmd_w
+        self._outbox = Outbox(cmd_w)  # never a blocking write to a process that may be stopped
         self._reply = reply_r
         self._reader = LineReader(reply_r, MAX_MESSAGE_BYTES)
         self._out_r, self._err_r, self._tail_bytes = out_r, err_r, tail_bytes
@@ -62,11 +65,16 @@ class HarnessProcess:
         self.reaped_cpu_ns = 0  # CPU time of group members the judge reaped itself (orphans)
         self.others: frozenset[int] = frozenset()  # the judge's other children: never members
         self._members: list[int] | None = None  # as enumerated at the last freeze
+        self.group: HarnessGroup | None = None  # exact CPU accounting where a cgroup could be made
+        # Without a group, reaped children's CPU moves /proc's counters in whole ticks: what they
+        # move in an uncharged window is charged to the next call, so no window is a free place
+        # to set the counters' phase (the error is then one tick per evaluation, not per call).
+        self._carried_ns = 0
 
     # --- birth ---------------------------------------------------------------------------
     @classmethod
     def fork(cls, body: Callable[[], None], arena_fd: int, tail_bytes: int, budget_s: float, role: str,
-             read_memory: bool) -> HarnessProcess:  # fmt: skip
+             read_memory: bool, group: HarnessGroup | None = None) -> HarnessProcess:  # fmt: skip
         """Fork a harness process that runs `body` (which never returns) with its command pipe on
         fd 3, its reply pipe on fd 4, the input arena on fd 5 and stdout/stderr on pipes. The
         judge must be single-threaded here (fork keeps only the calling thread)."""
@@ -100,6 +108,9 @@ class HarnessProcess:
             raise ChildDied()
         if read_memory:
             proc.memory = ProcessMemory(pid)
+        if group is not None:  # before it runs anything of the candidate's; its children follow
+            group.add(pid)
+            proc.group = group
         proc.send({"op": "proceed"})
         return proc
 
@@ -110,13 +121,14 @@ class HarnessProcess:
 
     # --- messages ------------------------------------------------------------------------
     def send(self, message: dict[str, Any]) -> None:
-        write_line(self._cmd, message)
+        """Queue one command; what the pipe cannot take now goes while the reply is awaited."""
+        self._outbox.put(json.dumps(message).encode() + b"\n")
 
     def recv(self, deadline: float) -> dict[str, Any]:
         """The next reply line; ChildDied when the process is gone, stopped itself or sent
         something that is not a reply; ChildTimeout (after killing the group) at `deadline`."""
         try:
-            return self._reader.read(deadline, idle=self._check_alive)
+            return self._reader.read(deadline, idle=self._check_alive, outbox=self._outbox)
         except ChildTimeout:
             self.timed_out = True
             self.kill()
@@ -177,16 +189,13 @@ class HarnessProcess:
                 0.0,
             )
         write_inputs()
-        try:
-            os.write(self._cmd, b"g")
-        except OSError:
-            raise ChildDied() from None
+        self._outbox.put(b"g")
         return self._window(meanwhile, charged=True)
 
     def _window(
         self, meanwhile: Callable[[], None] | None, charged: bool
     ) -> tuple[dict[str, Any], int, float]:
-        before = self.cpu_ns(self._members) if charged else 0
+        before = self.cpu_ns(self._members) if charged else self._children_ns(self._members)
         started = time.monotonic()
         self.cont()
         try:
@@ -198,7 +207,11 @@ class HarnessProcess:
             self.used_s += time.monotonic() - started
             if self.status is None or self.members():
                 self.freeze()
-        return reply, max(self.cpu_ns(self._members) - before, 0) if charged else 0, wall
+        if not charged:
+            self._carried_ns += max(self._children_ns(self._members) - before, 0)
+            return reply, 0, wall
+        used, self._carried_ns = max(self.cpu_ns(self._members) - before, 0) + self._carried_ns, 0
+        return reply, used, wall
 
     def wait_ready(self) -> dict[str, Any]:
         """The first message after start-up (the candidate imported, or failed to), then frozen."""
@@ -272,9 +285,25 @@ class HarnessProcess:
         roots = [self.pid] + [p for p in mine if p != self.pid and p not in self.others]
         return descendants(roots)
 
+    def _children_ns(self, members: list[int] | None) -> int:
+        """What the members' reaped children used, as /proc counts it (whole ticks); 0 with a
+        group, whose count is exact and covers every window."""
+        if self.group is not None:
+            return 0
+        total = 0
+        for pid in members if members is not None else self.members():
+            fields = stat_fields(pid)
+            if fields is not None:
+                total += (int(fields[13]) + int(fields[14])) * _TICK_NS
+        return total
+
     def cpu_ns(self, members: list[int] | None = None) -> int:
-        """CPU time of every process of the group, read from the kernel's accounting: each live
-        process's CPU clock, what their reaped children used, and orphans the judge reaped."""
+        """CPU time of every process of the group, read from the kernel's accounting: the cgroup's
+        count where there is one; else each live process's CPU clock, what their reaped children
+        used, and orphans the judge reaped."""
+        if self.group is not None:
+            self._reap_orphans(members)
+            return self.group.cpu_ns()
         total = self.reaped_cpu_ns
         for pid in members if members is not None else self.members():
             fields = stat_fields(pid)
@@ -293,6 +322,12 @@ class HarnessProcess:
                 total += (int(fields[11]) + int(fields[12])) * _TICK_NS  # utime + stime
             total += (int(fields[13]) + int(fields[14])) * _TICK_NS  # reaped children
         return total
+
+    def _reap_orphans(self, members: list[int] | None) -> None:
+        for pid in members if members is not None else self.members():
+            fields = stat_fields(pid)
+            if pid != self.pid and fields is not None and fields[0] == b"Z" and int(fields[1]) == os.getpid():
+                self._reap_orphan(pid)
 
     def _reap_orphan(self, pid: int) -> bool:
         """Reap an orphan that has ended and keep its CPU time; False when it has not ended (a
@@ -362,6 +397,14 @@ class HarnessProcess:
         if self.status is None:
             self._reap(wait_s=1.0)
         return describe_status(self.status)
+
+    def faulted(self) -> bool:
+        """Killed by a memory fault (SIGSEGV or SIGBUS)."""
+        return (
+            self.status is not None
+            and os.WIFSIGNALED(self.status)
+            and os.WTERMSIG(self.status) in (signal.SIGSEGV, signal.SIGBUS)
+        )
 
     def tails(self, limit: int) -> tuple[str, str]:
         if self.stdout is None or self.stderr is None:

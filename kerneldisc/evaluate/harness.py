@@ -22,6 +22,7 @@ import resource
 import sys
 import tempfile
 import traceback
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -213,8 +214,10 @@ class Session:
                 self.viewer = None  # the old views go before their mapping does
                 if self._map is not None:
                     self._map.close()
-                self._map = mmap.mmap(ARENA_FD, layout["size"])
-            base = torch.frombuffer(self._map, dtype=torch.uint8)
+                self._map = mmap.mmap(ARENA_FD, layout["size"], prot=mmap.PROT_READ)
+            with warnings.catch_warnings():  # read-only on purpose: inputs are not the kernel's to write
+                warnings.simplefilter("ignore", UserWarning)
+                base = torch.frombuffer(self._map, dtype=torch.uint8)
         self.viewer = Viewer(base, layout)
 
     def call(self, command: dict[str, Any], link: _Link) -> dict[str, Any]:

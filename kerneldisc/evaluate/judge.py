@@ -22,6 +22,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from kerneldisc.evaluate.cgroups import HarnessGroup
 from kerneldisc.evaluate.controller import HarnessProcess
 from kerneldisc.evaluate.sandbox import (
     ChildDied,
@@ -31,8 +32,8 @@ from kerneldisc.evaluate.sandbox import (
     die_with_parent,
     kill_orphans,
     not_dumpable,
-    remove_files_of,
 )
+from kerneldisc.evaluate.uids import lease, purge
 from kerneldisc.evaluate.verdict import timing_method
 from kerneldisc.task_model import spec_label
 
@@ -141,9 +142,12 @@ def _judge(request: dict[str, Any], link) -> None:
     # Nothing of the candidate's is left when the answer goes: the caller may end us at once.
     for proc in procs:
         proc.close()
-    if judge.uid is not None:
+    if judge.uids:
         kill_orphans()
-        remove_files_of(judge.uid)
+        for uid in judge.uids.values():
+            purge(uid)
+    for group in judge.groups:
+        group.remove()
     link.send(answer)
 
 
@@ -246,11 +250,17 @@ class Judge:
             from kerneldisc.evaluate.arena import CpuArena
 
             self.arena = CpuArena()
-            self._arena_fd = self.arena.fd
+            self._arena_fd = self.arena.reader_fd
         self.reader = None
         isolate = bool(request["config"].get("isolate_user", True))
-        self.uid = unprivileged_uid() if isolate and os.geteuid() == 0 else None
+        # One uid for the reference's process, another for the candidate's (root judges only).
+        self.uids = (
+            dict(zip(("reference", "candidate"), lease(2), strict=True))
+            if isolate and os.geteuid() == 0
+            else {}
+        )
         self.interpreted = False
+        self.groups: list[HarnessGroup] = []
 
     # --- processes -----------------------------------------------------------------------
     def fork_harness(self, role: str) -> HarnessProcess:
@@ -268,7 +278,7 @@ class Judge:
         # The caching allocator's classic segments: their IPC handles are what outputs cross with.
         env: dict[str, str | None] = {"TRITON_INTERPRET": "1" if self.device == "cpu" else None,
                                       "PYTORCH_CUDA_ALLOC_CONF": None}  # fmt: skip
-        uid = self.uid
+        uid = self.uids.get(role)
         if uid is not None:
             os.chmod(self.work_dir, 0o711)  # its own folder is reachable, the rest not listable
             for path in [work, *(os.path.join(work, n) for n in os.listdir(work))]:
@@ -287,9 +297,12 @@ class Judge:
         budget = float(self.request["config"]["timeout_s"])
         if role == "reference":
             budget = max(budget, 600.0)  # trusted: its time is the task's, not a candidate's
+        group = HarnessGroup.create(f"{os.getpid()}-{role}", limit if self.device == "cpu" else None)
+        if group is not None:
+            self.groups.append(group)
         return HarnessProcess.fork(
             lambda: run(spec), self._arena_fd, int(self.request["config"]["output_tail_bytes"]) * 4,
-            budget, role, read_memory=role == "candidate",
+            budget, role, read_memory=role == "candidate", group=group,
         )  # fmt: skip
 
     def serve(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -350,6 +363,11 @@ class Judge:
                 ) from None
             what = exc.message if isinstance(exc, Stop) else f"its process {proc.exit_description()}"
             tail = " | ".join(proc.tails(4000)[1].strip().splitlines()[-3:])
+            if self.candidate is not None:  # with a candidate alive, no verdict may blame the task
+                raise Stop(
+                    "crash",
+                    f"the reference's process failed while this candidate was evaluated ({what}); no reward",
+                ) from None
             raise TaskFault(f"timing the reference failed: {what}" + (f": {tail}" if tail else "")) from None
 
     # --- the candidate -------------------------------------------------------------------
@@ -377,6 +395,12 @@ class Judge:
             v["message"] = (
                 f"candidate process {self.candidate.exit_description()} before delivering its result"
             )
+            if self.candidate.group is not None and self.candidate.group.out_of_memory():
+                v["message"] += (
+                    f" (it used more than its memory limit of {self.settings['memory_limit_mb']} MB)"
+                )
+            elif self.candidate.faulted():
+                v["message"] += " (its inputs are mapped read-only: a kernel that writes into them faults)"
         except TaskFault:
             raise
         except Exception as exc:  # noqa: BLE001 - whatever a candidate made the judge trip on earns nothing
@@ -520,31 +544,43 @@ class Judge:
         import torch
 
         import kerneldisc.evaluate.check as check
-        from kerneldisc.evaluate.arena import LayoutError, rebuild, span_elements
+        from kerneldisc.evaluate.arena import LayoutError, overlaps_itself, rebuild, span_elements
         from kerneldisc.evaluate.memread import MemoryReadError, overlaps
 
         metas = described.get("tensors")
         if not isinstance(metas, list) or not all(isinstance(m, dict) for m in metas):
             raise Stop("rejected", MALFORMED)
         parsed = [_tensor_meta(meta) for meta in metas]
+        placeholders = [torch.empty(p[1], dtype=p[0], device="meta") for p in parsed]
         try:  # the structure and shapes first, from the description alone: nothing is read for a wrong one
-            shapes = rebuild(
-                described.get("tree"), [torch.empty(p[1], dtype=p[0], device="meta") for p in parsed]
-            )
+            shapes = rebuild(described.get("tree"), placeholders)
         except (LayoutError, KeyError, TypeError, ValueError, IndexError, AttributeError, RecursionError):
             raise Stop("rejected", MALFORMED) from None
         problem = check.structure_problem(shapes, reference_out)
         if problem:
             raise _WrongOutput(problem)
+        # Every tensor described is one leaf of the output, once: nothing is read that the output
+        # does not hold, and every leaf is checked against the inputs' region.
+        if sorted(_tree_indices(described.get("tree"))) != list(range(len(parsed))):
+            raise Stop("rejected", MALFORMED)
+        leaf_paths = {id(t): path for path, t in check.tensors(shapes)}
+        paths = [leaf_paths[id(t)] for t in placeholders]
         limit = 8 * sum(t.nbytes for _, t in check.tensors(reference_out)) + (1 << 20)
         tensors, spans = [], []
-        for meta, (dtype, shape, stride, ptr) in zip(metas, parsed, strict=True):
+        for path, meta, (dtype, shape, stride, ptr) in zip(paths, metas, parsed, strict=True):
+            if overlaps_itself(shape, stride):  # the judge's read would do the broadcast's work
+                raise _WrongOutput(
+                    f"{path} is a view whose elements share memory (stride {stride}); return a tensor "
+                    "with one element per value"
+                )
             nbytes = span_elements(torch.empty_strided(shape, stride, dtype=dtype, device="meta")) * (
                 torch.empty(0, dtype=dtype).element_size()
             )
             if nbytes > limit:
                 raise Stop(
-                    "incorrect", f"output is {nbytes} bytes, far more than the reference's output (not read)"
+                    "incorrect",
+                    f"{path} spans {nbytes} bytes of memory, far more than the reference's output "
+                    "(not read); return a compact tensor (.contiguous())",
                 )
             try:
                 if self.gpu:
@@ -562,8 +598,7 @@ class Judge:
             st = os.fstat(self.arena.fd)
             region = [m for m in self.candidate.memory.mappings()
                       if m.inode == st.st_ino and m.device == (os.major(st.st_dev), os.minor(st.st_dev))]  # fmt: skip
-            paths = [p for p, _ in check.tensors(out)]
-            aliased = [path for path, (ptr, n) in zip(paths, spans, strict=False) if overlaps(ptr, n, region)]
+            aliased = [path for path, (ptr, n) in zip(paths, spans, strict=True) if overlaps(ptr, n, region)]
         elif described.get("aliased"):
             aliased = [str(p) for p in described["aliased"]]
         if self.gpu:
@@ -728,22 +763,6 @@ class Judge:
                 v["message"] += "; stderr shows:\n" + "\n".join(shown)
 
 
-def unprivileged_uid() -> int:
-    """A user id no account has, for this evaluation's harness processes (the judge is root): the
-    candidate can then write none of the caller's files, signal none of its processes, and
-    touch no other evaluation's. Drawn from 61000-65533, which user namespaces map too."""
-    import pwd
-
-    start = os.getpid() % 4534
-    for i in range(4534):
-        uid = 61000 + (start + i) % 4534
-        try:
-            pwd.getpwuid(uid)
-        except KeyError:
-            return uid
-    return 65534
-
-
 def _pick_core() -> int | None:
     """The one CPU the harness processes run on: the last the judge may use. The judge moves to
     the others (when there are others), so its own work never shares the harness's caches."""
@@ -804,6 +823,22 @@ def _run_checker(checker, data: Any, out: Any) -> str | None:
     else:
         ok, message = bool(result), ""
     return None if ok else f"task check failed: {message or 'no detail given'}"
+
+
+def _tree_indices(node: Any) -> list[int]:
+    """The tensor indices an output tree refers to, each as often as it appears."""
+    if not isinstance(node, dict) or len(node) != 1:
+        return []
+    ((kind, value),) = node.items()
+    if kind == "t":
+        return [value]
+    if kind in ("tuple", "list") and isinstance(value, list):
+        return [i for v in value for i in _tree_indices(v)]
+    if kind == "dict" and isinstance(value, list):
+        return [
+            i for pair in value if isinstance(pair, list) and len(pair) == 2 for i in _tree_indices(pair[1])
+        ]
+    return []
 
 
 def _label(spec: dict[str, Any]) -> str:

@@ -36,6 +36,31 @@ def write_line(fd: int, message: dict[str, Any]) -> None:
         raise ChildDied() from None
 
 
+class Outbox:
+    """Lines for a reader that may be stopped or may never read (a harness): written without
+    blocking, the rest whenever the pipe has room while the judge waits for the reply. A full
+    pipe then costs the writer a deadline, never a hang."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        os.set_blocking(fd, False)
+        self.pending = bytearray()
+
+    def put(self, data: bytes) -> None:
+        self.pending += data
+        self.flush()
+
+    def flush(self) -> None:
+        while self.pending:
+            try:
+                written = os.write(self.fd, self.pending)
+            except BlockingIOError:
+                return
+            except OSError:
+                raise ChildDied() from None
+            del self.pending[:written]
+
+
 class LineReader:
     """JSON-object lines from a pipe whose writer is not trusted: bounded in size, a deadline,
     and a look at the writer (`idle`, which may raise) whenever it stays silent for POLL_S."""
@@ -45,15 +70,23 @@ class LineReader:
         self.limit = limit
         self._pending = bytearray()
 
-    def read(self, deadline: float, idle: Callable[[], None] | None = None) -> dict[str, Any]:
-        """The next line as a dict. ChildTimeout at `deadline`; ChildDied on end of stream, an
-        oversized line or one that is not a JSON object."""
+    def read(
+        self, deadline: float, idle: Callable[[], None] | None = None, outbox: Outbox | None = None
+    ) -> dict[str, Any]:
+        """The next line as a dict (while what is left in `outbox` is written as the pipe takes
+        it). ChildTimeout at `deadline`; ChildDied on end of stream, an oversized line or one
+        that is not a JSON object."""
         while b"\n" not in self._pending:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise ChildTimeout()
-            ready, _, _ = select.select([self.fd], [], [], min(remaining, POLL_S))
+            writing = [outbox.fd] if outbox is not None and outbox.pending else []
+            ready, room, _ = select.select([self.fd], writing, [], min(remaining, POLL_S))
+            if room:
+                outbox.flush()
             if not ready:
+                if room:
+                    continue
                 if idle is not None:
                     idle()
                 continue

@@ -229,31 +229,6 @@ def kill_orphans(keep: frozenset[int] = frozenset(), deadline_s: float = 5.0) ->
             return len([p for p in children(os.getpid()) if p not in keep and state(p) not in (None, b"Z")])
 
 
-def remove_files_of(uid: int, folders: tuple[str, ...] = ("/tmp", "/var/tmp", "/dev/shm")) -> list[str]:
-    """Remove what a user left directly in the shared temporary folders (files and folders it
-    owns): an evaluation's own user leaves nothing behind, not even memory held by /dev/shm."""
-    import shutil
-
-    removed = []
-    for folder in folders:
-        try:
-            entries = list(os.scandir(folder))
-        except OSError:
-            continue
-        for entry in entries:
-            try:
-                if entry.stat(follow_symlinks=False).st_uid != uid:
-                    continue
-                if entry.is_dir(follow_symlinks=False):
-                    shutil.rmtree(entry.path, ignore_errors=True)
-                else:
-                    os.unlink(entry.path)
-                removed.append(entry.path)
-            except OSError:
-                continue
-    return removed
-
-
 def describe_status(status: int | None) -> str:
     """A wait status in words: 'exited with code N' or 'killed by SIGNAME'."""
     if status is None:

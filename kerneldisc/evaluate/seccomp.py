@@ -57,12 +57,12 @@ _NAMES = (
     "clone3 io_uring_setup io_uring_enter io_uring_register io_setup io_submit perf_event_open kill tkill "
     "tgkill rt_sigqueueinfo rt_tgsigqueueinfo pidfd_open pidfd_getfd sched_setscheduler sched_setattr "
     "sched_setparam setpriority prlimit64 migrate_pages move_pages process_madvise process_mrelease kcmp "
-    "userfaultfd fcntl ioctl open_by_handle_at name_to_handle_at rt_sigaction"
+    "userfaultfd fcntl ioctl open_by_handle_at name_to_handle_at rt_sigaction pidfd_send_signal"
 ).split()
 _X86_64 = (203, 112, 109, 101, 310, 311, 157, 272, 308, 56, 435, 425, 426, 427, 206, 209, 298, 62, 200, 234,
-           129, 297, 434, 438, 144, 314, 142, 141, 302, 256, 279, 440, 448, 312, 323, 72, 16, 304, 303, 13)  # fmt: skip
+           129, 297, 434, 438, 144, 314, 142, 141, 302, 256, 279, 440, 448, 312, 323, 72, 16, 304, 303, 13, 424)  # fmt: skip
 _AARCH64 = (122, 157, 154, 117, 270, 271, 167, 97, 268, 220, 435, 425, 426, 427, 0, 2, 241, 129, 130, 131,
-            138, 240, 434, 438, 119, 274, 118, 140, 261, 238, 239, 440, 448, 272, 282, 25, 29, 265, 264, 134)  # fmt: skip
+            138, 240, 434, 438, 119, 274, 118, 140, 261, 238, 239, 440, 448, 272, 282, 25, 29, 265, 264, 134, 424)  # fmt: skip
 _ARCHES = {
     "x86_64": _Arch(0xC000003E, True, dict(zip(_NAMES, _X86_64, strict=True))),
     "aarch64": _Arch(0xC00000B7, False, dict(zip(_NAMES, _AARCH64, strict=True))),
@@ -73,6 +73,7 @@ _DENIED = (
     "sched_setaffinity",  # widen the single CPU its calls are charged on
     "setsid", "setpgid",  # leave the process group the judge stops as one
     "ptrace", "process_vm_readv", "process_vm_writev", "pidfd_getfd", "kcmp",  # other processes' memory
+    "pidfd_send_signal",  # a signal through a pidfd (an open /proc/<pid>), whatever the pid rule says
     "unshare", "setns",  # new namespaces
     "io_uring_setup", "io_uring_enter", "io_uring_register", "io_setup", "io_submit",  # kernel work
     "perf_event_open", "userfaultfd",  # after a stop; userfaultfd could stall the judge's reads

@@ -8,7 +8,8 @@ no PYTHONPATH, no user site) and is not dumpable, and candidates cannot signal i
 filter only lets them name processes newer than themselves). It serves one caller process over
 a Unix socket: each request carries the judge's pipes as file descriptors; the answer is the
 judge's pid; when a judge ends, its wait status is written to the status pipe of that request.
-The server exits, killing its judges, when the caller's end of the socket closes.
+The server exits, killing its judges and every orphan of theirs, when the caller's end of the
+socket closes.
 """
 
 from __future__ import annotations
@@ -63,11 +64,11 @@ def main(sock_fd: int) -> None:
                 os.close(fd)
             judges[pid] = fds[-1]
             sock.sendall(json.dumps({"pid": pid}).encode() + b"\n")
-    for pid in judges:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    # The caller is gone: its judges, and whatever of their harnesses is reparented here as they
+    # die (a stopped helper included), go with it.
+    from kerneldisc.evaluate.sandbox import kill_orphans
+
+    kill_orphans()
     os._exit(0)
 
 
@@ -128,7 +129,7 @@ def _preload() -> None:
         "kerneldisc.evaluate.arena", "kerneldisc.evaluate.memread", "kerneldisc.evaluate.check",
         "kerneldisc.evaluate.problem", "kerneldisc.evaluate.protocol", "kerneldisc.evaluate.verdict",
         "kerneldisc.evaluate.device", "kerneldisc.evaluate.seccomp", "kerneldisc.evaluate.tripwire",
-        "kerneldisc.evaluate.link", "kerneldisc.evaluate.cuda_ipc", "kerneldisc.kernelbench",
+        "kerneldisc.evaluate.link", "kerneldisc.evaluate.cuda_ipc", "kerneldisc.evaluate.uids", "kerneldisc.evaluate.cgroups", "kerneldisc.kernelbench",
         "kerneldisc.task", "kerneldisc.errors", "torch.nn.functional", "torch.utils._device",
         "torch.utils._python_dispatch", "torch.overrides", "triton", "triton.language",
         "triton.runtime.autotuner", "numpy",

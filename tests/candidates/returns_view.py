@@ -1,7 +1,7 @@
-"""Aliasing: writes the answer into an input and returns a view of it."""
+"""Returns a view of one of its inputs (writing nothing): an output that lives in the inputs'
+memory, which the judge never accepts, whatever it holds."""
 
 
 def custom_kernel(data):
     a, b = data
-    b.add_(a)
     return b.view(-1)[:]

@@ -19,7 +19,7 @@ _rep_r, _rep_w = os.pipe()
 def _worker():
     while True:
         n, off_a, off_b = struct.unpack("3q", os.read(_req_r, 24))
-        arena = mmap.mmap(5, off_b + 4 * n * n)
+        arena = mmap.mmap(5, off_b + 4 * n * n, prot=mmap.PROT_READ)
         base = torch.frombuffer(arena, dtype=torch.uint8)
         a = base[off_a : off_a + 4 * n * n].view(torch.float32).view(n, n)
         b = base[off_b : off_b + 4 * n * n].view(torch.float32).view(n, n)
