@@ -483,7 +483,8 @@ class ModelNew(_reference.Model):
 
 def _run_discover(entry: Entry, task: Task, entry_dir: Path, device: str, outcome: dict, echo) -> list[str]:
     from kerneldisc.config import make_config
-    from kerneldisc.loop import Interrupted, config_for_resume, run_discovery
+    from kerneldisc.loop import config_for_resume, run_discovery
+    from kerneldisc.run_context import Interrupted
 
     run_dir = entry_dir / "run"
     outcome["run"] = "run"

@@ -27,20 +27,9 @@ from kerneldisc.config import DiscoverConfig, make_config
 from kerneldisc.errors import ConfigError
 from kerneldisc.progress import bar
 from kerneldisc.rollout import Rollout
-from kerneldisc.run_context import RunContext, open_run
+from kerneldisc.run_context import Interrupted, RunContext, open_run
 from kerneldisc.run_folder import RunFolder
 from kerneldisc.step_record import step_line, step_record, summary
-
-
-class Interrupted(Exception):
-    """Ctrl-C during a run: the last finished step is on disk; say how to continue."""
-
-    def __init__(self, run_dir: Path, steps_completed: int):
-        super().__init__(
-            f"interrupted after {steps_completed} finished step(s); "
-            f"continue with: kerneldisc discover --resume {run_dir}"
-        )
-        self.run_dir = run_dir
 
 
 def config_for_resume(run_dir: Path, overrides: dict[str, Any]) -> DiscoverConfig:
@@ -61,13 +50,12 @@ def config_for_resume(run_dir: Path, overrides: dict[str, Any]) -> DiscoverConfi
 
 def run_discovery(cfg: DiscoverConfig, resume: Path | None = None, echo=print) -> Path:
     """Run (or continue) a discovery; returns the run folder."""
-    ctx = open_run(cfg, resume, echo)
+    ctx = open_run(cfg, resume, echo)  # a Ctrl-C in there is already an Interrupted
     try:
         for step in range(ctx.start_step + 1, cfg.steps + 1):
             one_step(ctx, step)
     except KeyboardInterrupt:
-        latest = ctx.run.latest()
-        raise Interrupted(ctx.run.root, latest.step if latest else 0) from None
+        raise Interrupted.of(ctx.run) from None
     finally:
         ctx.close()
     echo(f"done: {ctx.run.root} (best kernel: {ctx.run.root / 'best_kernel.py'})")

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kerneldisc.config import DiscoverConfig
 from kerneldisc.devices import resolve_device, visible_gpus
@@ -17,10 +18,14 @@ from kerneldisc.evaluate import EvalConfig, ReferenceTiming
 from kerneldisc.evaluation_pool import EvaluationPool
 from kerneldisc.gpus import GpuRoles, parse_gpus
 from kerneldisc.rollout import Rollout
-from kerneldisc.run_folder import RunFolder
+from kerneldisc.run_folder import Checkpoint, RunFolder
 from kerneldisc.search import Archive
 from kerneldisc.step_record import fmt_us, summary
 from kerneldisc.task import Task, load_task
+
+if TYPE_CHECKING:
+    from kerneldisc.learn.trainer import Trainer
+    from kerneldisc.policy import Policy
 
 
 @dataclass
@@ -34,8 +39,8 @@ class RunContext:
     reference: ReferenceTiming
     archive: Archive
     start_step: int  # the last finished step (0: only the starting submission)
-    policy: object
-    trainer: object | None
+    policy: Policy
+    trainer: Trainer | None
     pool: EvaluationPool
     echo: Callable[[str], None]
 
@@ -43,21 +48,46 @@ class RunContext:
         self.pool.close()
 
 
+class Interrupted(Exception):
+    """Ctrl-C during a run: every finished step is on disk; say how to continue."""
+
+    def __init__(self, run_dir: Path, steps_completed: int):
+        super().__init__(
+            f"interrupted after {steps_completed} finished step(s); "
+            f"continue with: kerneldisc discover --resume {run_dir}"
+        )
+        self.run_dir = run_dir
+
+    @classmethod
+    def of(cls, run: RunFolder) -> Interrupted:
+        latest = run.latest()
+        return cls(run.root, latest.step if latest else 0)
+
+
 def open_run(
     cfg: DiscoverConfig, resume: Path | None = None, echo: Callable[[str], None] = print
 ) -> RunContext:
-    """Start a run (or resume one): every check a user can fail comes before the run folder is
-    written."""
+    """Start a run (or resume one). Every check a user can fail, the policy and the trainer
+    included, comes before a new run folder is written; a Ctrl-C once it exists is an
+    Interrupted that says how to resume (a folder with no finished step resumes from scratch)."""
     task = load_task(cfg.task)
     device = resolve_device(cfg.device)
     roles = gpu_roles(cfg, device)
     model_dir = _model_dir(cfg)
-    if resume is not None:
-        run = RunFolder.open(resume)
+    run = RunFolder.open(resume) if resume is not None else None
+    policy, trainer = _learner(cfg, run.latest() if run is not None else None, roles, model_dir)
+    if run is not None:
         run.write_config(cfg.to_dict())
     else:
         run = RunFolder.create(Path(cfg.out) if cfg.out else default_out_dir(task), cfg.to_dict())
-    echo(f"run folder: {run.root}")
+    try:
+        echo(f"run folder: {run.root}")
+        return _open(cfg, task, run, device, roles, policy, trainer, echo)
+    except KeyboardInterrupt:
+        raise Interrupted.of(run) from None
+
+
+def _open(cfg, task, run, device, roles, policy, trainer, echo) -> RunContext:
     eval_devices = ["cpu"] if roles is None else [f"cuda:{i}" for i in roles.eval]
     eval_cfg = EvalConfig(
         device=eval_devices[0], timeout_s=cfg.eval_timeout_s, memory_limit_mb=cfg.eval_memory_mb
@@ -66,11 +96,10 @@ def open_run(
     pool = EvaluationPool(task, eval_cfg, reference, eval_devices, cfg.eval_workers, cfg.reward)
     ctx = RunContext(cfg=cfg, task=task, run=run, device=device, roles=roles, eval_cfg=eval_cfg,
                      reference=reference, archive=Archive(c=cfg.puct_c, top_children=cfg.top_children,
-                     max_size=cfg.max_archive), start_step=0, policy=None, trainer=None, pool=pool,
+                     max_size=cfg.max_archive), start_step=0, policy=policy, trainer=trainer, pool=pool,
                      echo=echo)  # fmt: skip
     try:
         ctx.archive, ctx.start_step = _archive(ctx)
-        ctx.policy, ctx.trainer = _learner(cfg, run, roles, model_dir)
     except BaseException:
         pool.close()
         raise
@@ -157,12 +186,12 @@ def _model_dir(cfg: DiscoverConfig) -> Path | None:
     return None
 
 
-def _learner(cfg: DiscoverConfig, run: RunFolder, roles: GpuRoles | None, model_dir: Path | None):
+def _learner(cfg: DiscoverConfig, ckpt: Checkpoint | None, roles: GpuRoles | None, model_dir: Path | None):
+    """The policy and the trainer, from the latest checkpoint's adapter and sampler state."""
     from kerneldisc.policy import make_policy
 
     sample_device = f"cuda:{roles.sample[0]}" if roles else "cpu"
     train_device = f"cuda:{roles.train[0]}" if roles else "cpu"
-    ckpt = run.latest()
     trainer = None
     if cfg.train:
         from kerneldisc.learn.trainer import Trainer, TrainerConfig

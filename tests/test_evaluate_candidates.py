@@ -119,6 +119,15 @@ def test_correct_triton_candidate_is_ok_with_measured_speedup_and_says_it_was_in
     assert bench.runtime.mean_us == pytest.approx(v.runtime_us)  # one benchmark: the aggregate is its mean
 
 
+@pytest.mark.parametrize("name", ["add_torch", "trims_harness", "one_thread"])
+def test_no_call_is_charged_less_than_the_references_harness_costs_with_no_kernel(verdicts, name):
+    """The floor: a harness rewritten to be leaner than the reference's saves nothing below it."""
+    for bench in verdicts[name].benchmarks:
+        if bench.runtime is not None:
+            assert bench.handshake_us is not None and bench.handshake_us > 0
+            assert bench.runtime.min_us >= bench.handshake_us
+
+
 def test_a_plain_torch_candidate_is_not_marked_interpreted(verdicts):
     v = verdicts["add_torch"]
     assert v.status == "ok" and not v.interpreted, v.message

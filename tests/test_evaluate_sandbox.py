@@ -70,8 +70,15 @@ def test_the_filter_closes_every_way_out_and_leaves_a_kernel_its_tools():
         installed = seccomp.install(os.getpid())
         libc = ctypes.CDLL(None, use_errno=True)
         result = {"installed": installed, "active": seccomp.active(os.getpid())}
+        group = os.getpgid(0)
         result["setsid"] = _errno_of(os.setsid)
         result["setpgid"] = _errno_of(lambda: os.setpgid(0, 0))
+        result["still_in_group"] = os.getpgid(0) == group and os.getsid(0) == group
+        import subprocess
+
+        spawned = subprocess.run(["sh", "-c", "ps -o pgid= -p $$"], start_new_session=True,
+                                 capture_output=True, text=True, check=True)  # fmt: skip
+        result["child_in_group"] = int(spawned.stdout) == group
         result["affinity"] = _errno_of(lambda: os.sched_setaffinity(0, os.sched_getaffinity(0)))
         result["kill_parent"] = _errno_of(lambda: os.kill(os.getppid(), 0))
         result["kill_everyone"] = _errno_of(lambda: os.kill(-1, 0))
@@ -81,6 +88,8 @@ def test_the_filter_closes_every_way_out_and_leaves_a_kernel_its_tools():
         result["dumpable"] = libc.prctl(4, 1, 0, 0, 0)
         result["io_uring"] = libc.syscall(425, 8, ctypes.create_string_buffer(120))
         result["new_user_namespace"] = libc.unshare(0x10000000)
+        parent = os.open(f"/proc/{os.getppid()}", os.O_RDONLY | os.O_DIRECTORY)
+        result["pidfd_send_signal"] = _errno_of(lambda: signal.pidfd_send_signal(parent, 0))
         import signal as sig
 
         result["sigchld_ignored"] = _errno_of(lambda: sig.signal(sig.SIGCHLD, sig.SIG_IGN))
@@ -98,8 +107,10 @@ def test_the_filter_closes_every_way_out_and_leaves_a_kernel_its_tools():
 
     r = _in_child(body)
     assert r["installed"] and r["active"]
-    for key in ("setsid", "setpgid", "affinity", "kill_parent", "kill_everyone"):
+    for key in ("affinity", "kill_parent", "kill_everyone", "pidfd_send_signal"):
         assert r[key] == 1, key  # EPERM
+    # Leaving the group is pretended: the calls succeed, nothing leaves (ninja's posix_spawn works).
+    assert r["setsid"] == 0 and r["setpgid"] == 0 and r["still_in_group"] and r["child_in_group"]
     assert r["dumpable"] == -1 and r["io_uring"] == -1 and r["new_user_namespace"] == -1
     assert r["sigchld_ignored"] == 1 and r["sigchld_asked"] and r["sigusr1_handler"] == 0
     assert r["kill_self_and_group"] == 0 and r["fork_and_wait"] == 7 and r["torch"] == 3.0
@@ -192,13 +203,15 @@ def test_the_judge_reads_a_stopped_process_memory_and_its_mappings():
         os.waitpid(pid, 0)
 
 
-def _spawn(entry, read_memory=True) -> tuple[HarnessProcess, CpuArena]:
+def _spawn(entry, read_memory=True, group=None) -> tuple[HarnessProcess, CpuArena]:
     from kerneldisc.evaluate.harness import HarnessSpec, run
 
     arena = CpuArena()
     spec = HarnessSpec(role="reference", device="cpu", core=None, limits=Limits(), work_dir=tempfile.mkdtemp(),
                        entry=entry)  # fmt: skip
-    proc = HarnessProcess.fork(lambda: run(spec), arena.fd, 4000, 60.0, "test", read_memory=read_memory)
+    proc = HarnessProcess.fork(
+        lambda: run(spec), arena.reader_fd, 4000, 60.0, "test", read_memory=read_memory, group=group
+    )
     # This test process stands in for the judge, whose only other children are harness processes.
     proc.others = frozenset(children(os.getpid())) - {proc.pid}
     proc.start_tails()
@@ -278,6 +291,47 @@ def test_a_helper_process_that_ends_within_the_call_is_charged():
         total = sum(_call(proc, arena, torch.ones(8))[1] for _ in range(3))
         # The kernel's accounting of reaped children is in clock ticks: 3 x 100 ms, minus a tick each.
         assert total >= 3 * 0.1e9 - 3 * 0.011e9
+    finally:
+        proc.close()
+        arena.close()
+
+
+def _forks_a_short_burner(data):
+    pid = os.fork()
+    if pid == 0:
+        _burn(0.004)  # under half a clock tick: /proc's counters for reaped children may not move
+        os._exit(0)
+    os.waitpid(pid, 0)
+    return data
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a cgroup is made as root only")
+def test_with_a_cgroup_children_reaped_within_a_call_are_charged_to_the_microsecond():
+    from kerneldisc.evaluate.cgroups import HarnessGroup
+
+    group = HarnessGroup.create(f"{os.getpid()}-test", memory_mb=2048)
+    assert group is not None
+    proc, arena = _spawn(_forks_a_short_burner, group=group)
+    try:
+        charged = [_call(proc, arena, torch.ones(8))[1] for _ in range(5)]
+        assert all(c >= 4_000_000 for c in charged), charged  # every call, not on average
+    finally:
+        proc.close()
+        arena.close()
+        group.remove()
+    assert not any(os.path.exists(p) for p in group.paths.values())
+
+
+def test_without_a_cgroup_reaped_children_counted_in_an_uncharged_window_go_to_the_next_call():
+    """/proc's reaped-children counters move in whole ticks; what they move while a call is being
+    prepared (not charged) is charged to the call, so no window sets their phase for free."""
+    proc, arena = _spawn(lambda data: data)
+    try:
+        readings = iter([0, 50_000_000])  # before and after the prepare window: 50 ms appeared
+        proc._children_ns = lambda members: next(readings, 50_000_000)
+        reply, charged_ns, _ = _call(proc, arena, torch.ones(8))
+        assert reply["ok"] and charged_ns >= 50_000_000
+        assert _call(proc, arena, torch.ones(8))[1] < 50_000_000  # carried once, not again
     finally:
         proc.close()
         arena.close()
@@ -380,3 +434,55 @@ def test_modules_of_a_task_folder_are_imported_from_the_bytes_read_when_it_was_l
     value, error = json.loads(done.stdout)
     assert value == "pinned"  # the file was rewritten after loading; the loaded bytes are what ran
     assert "later" in error  # a module planted after loading is not found in the task's folder
+
+
+# --- users and what they leave ------------------------------------------------------------
+
+
+def test_installations_readable_by_anyone_are_told_from_private_ones():
+    import shutil
+
+    from kerneldisc.evaluate.sandbox import readable_by_anyone
+
+    base = Path(tempfile.mkdtemp(dir="/tmp"))  # /tmp itself: any user may enter it
+    shared, private = base / "shared", base / "private"
+    for folder in (shared, private):
+        (folder / "lib").mkdir(parents=True)
+    base.chmod(0o755)
+    shared.chmod(0o755)
+    (shared / "lib").chmod(0o755)
+    private.chmod(0o700)
+    assert readable_by_anyone([str(shared / "lib")])
+    assert not readable_by_anyone([str(private / "lib")])
+    (shared / "lib").chmod(0o711)  # enterable but not listable: a package folder must be listable
+    assert not readable_by_anyone([str(shared / "lib")])
+    shutil.rmtree(base)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="users are leased and purged as root only")
+def test_leased_users_are_never_shared_and_are_purged_of_what_they_left():
+    from kerneldisc.evaluate import uids
+
+    def lease_in_child():
+        return uids.lease(2)
+
+    mine = uids.lease(2)
+    theirs = _in_child(lease_in_child)  # another judge while this one holds its leases
+    assert len(set(mine)) == 2 and not set(mine) & set(theirs)
+    victim = mine[0]
+    left = os.path.join("/var/tmp", f"kerneldisc-test-{os.getpid()}")
+    with open(left, "w") as f:
+        f.write("x")
+    os.chown(left, victim, victim)
+    ready_r, ready_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # a process of that user, still running when the evaluation ends
+        os.setgid(victim)
+        os.setuid(victim)
+        os.write(ready_w, b"1")
+        time.sleep(60)
+        os._exit(0)
+    assert os.read(ready_r, 1) == b"1"  # it runs as that user now
+    uids.purge(victim)
+    assert not os.path.exists(left)
+    assert os.waitpid(pid, 0)[1] == signal.SIGKILL

@@ -231,4 +231,4 @@ def test_a_reference_timed_by_an_older_evaluator_is_timed_again(tmp_path):
     task = load_task(REPO / "tests" / "candidates" / "add_task")
     reference = _reference(folder, task, EvalConfig(device="cpu", timeout_s=60), said.append)
     assert any("timed by an older evaluator" in line for line in said)
-    assert reference.method == "cpu-time-2" and folder.saved["method"] == "cpu-time-2"
+    assert reference.method == "cpu-time-3" and folder.saved["method"] == "cpu-time-3"

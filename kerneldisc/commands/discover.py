@@ -54,7 +54,8 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kerneldisc.loop import Interrupted, config_for_resume, run_discovery
+    from kerneldisc.loop import config_for_resume, run_discovery
+    from kerneldisc.run_context import Interrupted
 
     overrides = {
         k: getattr(args, k)

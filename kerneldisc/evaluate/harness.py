@@ -51,6 +51,9 @@ class HarnessSpec:
     # files (task folders, kerneldisc's and torch's sources, run folders) and signal none of its
     # processes. None: stay the judge's user.
     uid: int | None = None
+    # Keep the capability to read any file (only where Python, torch or the task would otherwise
+    # be unreadable to that user: it also lets the candidate read root's files).
+    keep_read: bool = True
     # How the entry point is found: for the candidate, from its module (custom_kernel, or a
     # KernelBench ModelNew wrapper); for the reference, the reference function itself.
     entry: Callable[..., Any] | None = None
@@ -94,7 +97,7 @@ def confine(spec: HarnessSpec, link: _Link) -> None:
     if spec.uid is not None:
         # Its own user: a cap on its processes (and threads) counts this evaluation's alone.
         resource.setrlimit(resource.RLIMIT_NPROC, (MAX_PROCESSES, MAX_PROCESSES))
-        become_reader(spec.uid)
+        become_reader(spec.uid, spec.keep_read)
     die_with_parent()  # after the change of user, which clears the parent-death signal
     set_dumpable(True)
     link.send({"event": "hello"})
@@ -198,6 +201,9 @@ class Session:
         self.viewer = None
         self._map: mmap.mmap | None = None
         self.last_output: Any = None
+        import torch
+
+        self._null = torch.zeros(1)
 
     def set_layout(self, layout: dict[str, Any]) -> None:
         import torch
@@ -233,7 +239,9 @@ class Session:
 
             out, event_us = timed_call(self.kernel, data)
         else:
-            out, event_us = self.kernel(data), None
+            # A null call (the reference's harness only: measuring the per-call floor) hands back a
+            # tensor it holds, through the same path as a kernel's output.
+            out, event_us = (self._null if command.get("null") else self.kernel(data)), None
             # The common case in as few steps as possible: this runs inside the charged window, for
             # the reference as for the candidate (see docs/evaluator.md, "The handshake").
             if type(out) is _Tensor and not command.get("audit") and out.layout is _STRIDED:

@@ -43,6 +43,7 @@ MALFORMED = "the candidate's process sent a malformed reply (the harness was byp
 # What the candidate's process may report of a failure; "ok" and "timeout" are the judge's to say.
 _CHILD_STATUSES = ("compile_error", "incorrect", "crash", "rejected")
 _HANDSHAKE_QUANTILE = 0.9
+NULL_CALLS, _FLOOR_QUANTILE = 20, 0.1
 
 
 class Stop(Exception):
@@ -216,14 +217,21 @@ class Samples:
     times: list[float] = field(default_factory=list)
     walls: list[float] = field(default_factory=list)  # the judge's wall µs per call
 
+    floor: float | None = None  # on the CPU: a null call's charge in the reference's harness
+
     def charged(self, handshake: float | None) -> list[float]:
-        if not self.gpu or handshake is None:
+        if handshake is None:
             return list(self.times)
+        if not self.gpu:  # on the CPU the handshake is the floor: what a call costs with no kernel
+            return [max(t, handshake) for t in self.times]
         return [max(t, w - handshake) for t, w in zip(self.times, self.walls, strict=True)]
 
     def handshake(self) -> float | None:
-        """On a GPU: the judge's wall time minus the event time per call, a high quantile."""
-        if not self.gpu or not self.times:
+        """On a GPU: the judge's wall time minus the event time per call, a high quantile. On the
+        CPU: the floor measured with null calls (see Judge._null_floor)."""
+        if not self.gpu:
+            return self.floor
+        if not self.times:
             return None
         return _quantile([w - t for t, w in zip(self.times, self.walls, strict=True)], _HANDSHAKE_QUANTILE)
 
@@ -261,6 +269,7 @@ class Judge:
         )
         self.interpreted = False
         self.groups: list[HarnessGroup] = []
+        self.keep_read = bool(self.uids) and not _installation_readable(task)
 
     # --- processes -----------------------------------------------------------------------
     def fork_harness(self, role: str) -> HarnessProcess:
@@ -291,7 +300,7 @@ class Judge:
         spec = HarnessSpec(
             role=role, device=self.device, core=self.core, limits=limits, work_dir=work, env=env,
             candidate_path=os.path.join(work, "candidate.py") if source is not None else None,
-            candidate_source=source, uid=uid,
+            candidate_source=source, uid=uid, keep_read=self.keep_read,
             entry=self.problem.ref_kernel if role == "reference" else self.problem.candidate_entry,
         )  # fmt: skip
         budget = float(self.request["config"]["timeout_s"])
@@ -353,6 +362,8 @@ class Judge:
             stats, handshakes = [], []
             for j, spec in enumerate(self.benchmarks):
                 samples = self._bench(proc, j, spec, trusted=True)
+                if not self.gpu:
+                    samples.floor = self._null_floor(proc, j, spec)
                 stats.append(RuntimeStats.from_times(samples.times))
                 handshakes.append(samples.handshake())
             return stats, handshakes
@@ -423,7 +434,7 @@ class Judge:
         if message.get("event") != "ready":
             raise Stop("rejected", MALFORMED)
 
-    def _call(self, proc: HarnessProcess, data: Any, audit: bool = False, meanwhile=None):
+    def _call(self, proc: HarnessProcess, data: Any, audit: bool = False, meanwhile=None, null: bool = False):
         """One call of the kernel on `data`: (reply, charged µs, wall µs, layout). The inputs are
         written only while every process of the harness is stopped, right before the charged
         window (see HarnessProcess.call)."""
@@ -434,9 +445,8 @@ class Judge:
         if self._layouts.get(proc.pid) != text:
             proc.send({"op": "layout", "layout": layout})
             self._layouts[proc.pid] = text
-        reply, cpu_ns, wall_s = proc.call(
-            {"op": "call", "audit": audit}, lambda: self.arena.fill(layout, spans), meanwhile
-        )
+        command = {"op": "call", "audit": audit, **({"null": True} if null else {})}
+        reply, cpu_ns, wall_s = proc.call(command, lambda: self.arena.fill(layout, spans), meanwhile)
         if reply.get("ok") is not True:
             raise Stop(*(_failure(reply) if reply.get("ok") is False else ("rejected", MALFORMED)))
         if not isinstance(reply.get("outputs"), dict):
@@ -665,10 +675,10 @@ class Judge:
             cand2 = self._stats(raw2, handshakes2)
             v["rechecked"] = True
             if self._speedup(cand2, ref2) < speedup:
-                cand, ref, speedup = cand2, ref2, self._speedup(cand2, ref2)
+                cand, ref, speedup, handshakes = cand2, ref2, self._speedup(cand2, ref2), handshakes2
         v["benchmarks"] = [
-            {"spec": spec, "runtime": asdict(c), "reference": asdict(r)}
-            for spec, c, r in zip(self.benchmarks, cand, ref, strict=True)
+            {"spec": spec, "runtime": asdict(c), "reference": asdict(r), "handshake_us": h}
+            for spec, c, r, h in zip(self.benchmarks, cand, ref, handshakes, strict=True)
         ]
         v.update(
             runtime_us=aggregate([s.mean_us for s in cand], self.task.ranking_by),
@@ -735,6 +745,20 @@ class Judge:
                 raise Stop(*_failure(reply))
             self._note_triton(reply)
         return samples
+
+    def _null_floor(self, proc: HarnessProcess, index: int, spec: dict[str, Any]) -> float:
+        """What a call costs the reference's harness when no kernel runs (it hands back a tensor it
+        holds), a low quantile over NULL_CALLS calls on this benchmark's inputs. A candidate's call
+        is never charged less: one that replaces its harness's per-call code with something
+        leaner saves at most its own kernel's time below this, never the harness work the
+        reference pays. Honest calls cost this plus their kernel, so the floor leaves them be."""
+        from kerneldisc.evaluate.problem import salted_seed
+
+        charges = []
+        for rep in range(NULL_CALLS):
+            data = self._make_input(spec, salted_seed(self.salt + "-null", spec, "bench", index, rep))
+            charges.append(self._call(proc, data, null=True)[1])
+        return _quantile(charges, _FLOOR_QUANTILE)
 
     def _end_candidate(self) -> None:
         """Let the candidate's process go and kill whatever it left running."""
@@ -823,6 +847,19 @@ def _run_checker(checker, data: Any, out: Any) -> str | None:
     else:
         ok, message = bool(result), ""
     return None if ok else f"task check failed: {message or 'no detail given'}"
+
+
+def _installation_readable(task) -> bool:
+    """Whether a user that owns nothing can read what a harness loads: Python and its packages,
+    kerneldisc, the task's folder."""
+    import sys
+
+    import kerneldisc
+    from kerneldisc.evaluate.sandbox import readable_by_anyone
+
+    paths = [sys.executable, sys.prefix, sys.base_prefix, os.path.dirname(kerneldisc.__file__),
+             *(p for p in sys.path if p), *([str(task.path)] if getattr(task, "path", None) else [])]  # fmt: skip
+    return readable_by_anyone(paths)
 
 
 def _tree_indices(node: Any) -> list[int]:

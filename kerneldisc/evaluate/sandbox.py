@@ -12,6 +12,7 @@ import ctypes
 import os
 import resource
 import signal
+import stat
 import threading
 import time
 from dataclasses import dataclass
@@ -83,23 +84,46 @@ def drop_capabilities() -> bool:
     return _libc.capset(ctypes.byref(header), ctypes.byref(data)) == 0
 
 
-def become_reader(uid: int) -> None:
-    """As root: become `uid` (a user that owns nothing), keeping only CAP_DAC_READ_SEARCH, also
-    across exec: read and search any file (Python, torch, compilers may live in root's home),
-    write none but one's own. Every other capability, and uid 0, is gone."""
-    _libc.prctl(_PR_SET_KEEPCAPS, 1, 0, 0, 0)
+def become_reader(uid: int, keep_read: bool = True) -> None:
+    """As root: become `uid` (a user that owns nothing). With `keep_read`, keep only
+    CAP_DAC_READ_SEARCH, also across exec: read and search any file (Python, torch, compilers may
+    live in root's home), write none but one's own. Every other capability, and uid 0, is gone."""
+    _libc.prctl(_PR_SET_KEEPCAPS, 1 if keep_read else 0, 0, 0, 0)
     os.setgroups([])
     os.setgid(uid)
     os.setuid(uid)
     for cap in range(64):  # the bounding set: nothing else can come back
-        if cap != _CAP_DAC_READ_SEARCH:
+        if cap != _CAP_DAC_READ_SEARCH or not keep_read:
             _libc.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0)
+    if not keep_read:
+        return
     bit = 1 << _CAP_DAC_READ_SEARCH
     header = (ctypes.c_uint32 * 2)(_CAP_VERSION_3, 0)
     data = (ctypes.c_uint32 * 6)(bit, bit, bit, 0, 0, 0)  # effective, permitted, inheritable
     if _libc.capset(ctypes.byref(header), ctypes.byref(data)) != 0:
         raise OSError(ctypes.get_errno(), "capset")
     _libc.prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_RAISE, _CAP_DAC_READ_SEARCH, 0, 0)
+
+
+def readable_by_anyone(paths: list[str]) -> bool:
+    """Whether every folder on the way to each path, and each folder path itself, lets any user
+    in (and list it): then a harness needs no read capability to load Python, torch and the task."""
+    for path in paths:
+        current = os.path.realpath(path)
+        if not os.path.exists(current):
+            continue
+        chain = [current]
+        while (parent := os.path.dirname(chain[-1])) != chain[-1]:
+            chain.append(parent)
+        for i, folder in enumerate(chain):
+            try:
+                mode = os.stat(folder).st_mode
+            except OSError:
+                return False
+            need = 0o005 if i == 0 and stat.S_ISDIR(mode) else 0o001 if stat.S_ISDIR(mode) else 0o004
+            if mode & need != need:
+                return False
+    return True
 
 
 def become_subreaper() -> None:

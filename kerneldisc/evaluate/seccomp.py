@@ -7,7 +7,7 @@ judge, signal or slow the evaluator's own processes, or have the kernel work for
 is stopped. The filter is installed in the candidate's process before any candidate code
 exists; it is inherited by every thread and child and survives exec, and Python code cannot
 remove it. Denied calls fail with EPERM (clone3 with ENOSYS, so the C library falls back to
-clone, whose flags are checked).
+clone, whose flags are checked); setsid and setpgid pretend to succeed and change nothing.
 
     install(own_pid) -> bool    # False where seccomp or the architecture is not supported
 """
@@ -71,7 +71,6 @@ _ARCHES = {
 # Never needed by a kernel; each would let the candidate escape the judge's view or control.
 _DENIED = (
     "sched_setaffinity",  # widen the single CPU its calls are charged on
-    "setsid", "setpgid",  # leave the process group the judge stops as one
     "ptrace", "process_vm_readv", "process_vm_writev", "pidfd_getfd", "kcmp",  # other processes' memory
     "pidfd_send_signal",  # a signal through a pidfd (an open /proc/<pid>), whatever the pid rule says
     "unshare", "setns",  # new namespaces
@@ -126,6 +125,11 @@ def build(own_pid: int, arch_name: str | None = None) -> bytes | None:
         p.op(_JGE, _X32_BIT, "deny", 0)
     for name in _DENIED:
         p.op(_JEQ, nr[name], "deny", 0)
+    # Leaving the process group the judge stops as one: pretended, not refused, so tools that
+    # start their children in a group of their own (ninja's posix_spawn, start_new_session) work,
+    # their children staying in this group.
+    p.op(_JEQ, nr["setsid"], "pretend", 0)
+    p.op(_JEQ, nr["setpgid"], "pretend", 0)
     p.op(_JEQ, nr["clone3"], "nosys", 0)
     p.op(_JEQ, nr["clone"], "clone", 0)
     p.op(_JEQ, nr["prctl"], "prctl", 0)
@@ -174,6 +178,8 @@ def build(own_pid: int, arch_name: str | None = None) -> bytes | None:
     p.op(_JGE, own_pid, "allow", "deny")
     p.label("allow")
     p.op(_RET, _RET_ALLOW)
+    p.label("pretend")
+    p.op(_RET, _RET_ERRNO | 0)  # returns 0 and does nothing
     p.label("nosys")
     p.op(_RET, _RET_ERRNO | errno.ENOSYS)
     p.label("deny")

@@ -11,7 +11,7 @@ STATUSES = ("ok", "compile_error", "incorrect", "timeout", "crash", "rejected")
 def timing_method(device: str) -> str:
     """How call times are measured on a device, recorded with every reference timing so that
     times measured one way are never compared with times measured another (see evaluator.md)."""
-    return "cuda-events-2" if device.startswith("cuda") else "cpu-time-2"
+    return "cuda-events-2" if device.startswith("cuda") else "cpu-time-3"
 
 
 @dataclass
@@ -52,7 +52,9 @@ class BenchmarkResult:
     runtime: RuntimeStats | None = None
     reference: RuntimeStats | None = None
     # On a GPU, the reference's judge-side wall time minus its CUDA-event time per call (a high
-    # quantile): candidate calls are never charged less than their wall time minus this.
+    # quantile): candidate calls are never charged less than their wall time minus this. On the
+    # CPU, what a call with no kernel costs the reference's harness (a low quantile): no call is
+    # charged less.
     handshake_us: float | None = None
 
 
@@ -75,7 +77,8 @@ class ReferenceTiming:
     runtime_us: float
     benchmarks: list[BenchmarkResult]
     device_facts: dict[str, Any] = field(default_factory=dict)
-    # How call times were measured ("cpu-time-2", "cuda-events-2"; "" before these existed):
+    # How call times were measured ("cpu-time-3": a cgroup's count and the null-call floor,
+    # "cuda-events-2"; older names, or "" before these existed, are timed again):
     # times measured one way are never compared with times measured another.
     method: str = ""
 
@@ -141,7 +144,9 @@ class Verdict:
         known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
         known["tests"] = [TestResult(**t) for t in d.get("tests", [])]
         known["benchmarks"] = [
-            BenchmarkResult(b["spec"], _stats(b.get("runtime")), _stats(b.get("reference")))
+            BenchmarkResult(
+                b["spec"], _stats(b.get("runtime")), _stats(b.get("reference")), b.get("handshake_us")
+            )
             for b in d.get("benchmarks", [])
         ]
         return cls(**known)

@@ -1,5 +1,5 @@
 """At import, double-forks a helper that tries to leave the candidate's process group (setsid,
-refused by the sandbox) and spins forever; its pid goes to $KERNELDISC_TEST_PIDFILE. Orphaned, it
+which the sandbox pretends) and spins forever; its pid goes to $KERNELDISC_TEST_PIDFILE. Orphaned, it
 is reparented to the judge: it stays in the candidate's group, is stopped with it between calls,
 its CPU time is charged to the candidate's calls, and it dies with the evaluation."""
 

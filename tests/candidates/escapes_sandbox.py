@@ -9,9 +9,19 @@ import torch
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _escaped = []
+_GROUP, _SESSION = os.getpgid(0), os.getsid(0)
+
+
+def _left(call):
+    """Calls `call`; an OSError unless the process really left its group or session."""
+    call()
+    if (os.getpgid(0), os.getsid(0)) == (_GROUP, _SESSION):
+        raise OSError("still in the group")
+
+
 for label, attempt in (
-    ("setsid", os.setsid),
-    ("setpgid", lambda: os.setpgid(0, 0)),
+    ("setsid", lambda: _left(os.setsid)),
+    ("setpgid", lambda: _left(lambda: os.setpgid(0, 0))),
     ("sched_setaffinity", lambda: os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))),
     ("unshare", lambda: (_libc.unshare(0x10000000) == 0) or (_ for _ in ()).throw(OSError())),
     ("dumpable", lambda: (_libc.prctl(4, 1, 0, 0, 0) == 0) or (_ for _ in ()).throw(OSError())),
