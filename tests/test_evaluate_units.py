@@ -125,6 +125,9 @@ def test_cuda_sources_are_found_through_names_lists_and_concatenation():
         is None
     )
     assert not uses_cuda_extension("import triton\n")
+    # Mentioned only in words (a comment, a docstring): a plain candidate, not a CUDA extension.
+    assert not uses_cuda_extension('"""Faster than load_inline."""\n# no cpp_extension here\nx = 1\n')
+    assert uses_cuda_extension('import importlib\nimportlib.import_module("torch.utils.cpp_extension")\n')
 
 
 def test_device_strings_are_validated():

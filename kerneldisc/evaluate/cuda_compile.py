@@ -31,7 +31,27 @@ class CompileCheck:
 
 
 def uses_cuda_extension(source: str) -> bool:
-    return bool(_USES_EXTENSION.search(source))
+    """Whether the code reaches torch's C++ extension builder: by a name, an attribute, an import,
+    or a string handed to a call (importlib). Comments and docstrings that mention it do not count."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return bool(_USES_EXTENSION.search(source))
+    for node in ast.walk(tree):
+        texts: list[str] = []
+        if isinstance(node, ast.Name):
+            texts = [node.id]
+        elif isinstance(node, ast.Attribute):
+            texts = [node.attr]
+        elif isinstance(node, ast.alias):
+            texts = [node.name]
+        elif isinstance(node, ast.ImportFrom):
+            texts = [node.module or ""]
+        elif isinstance(node, ast.Call):
+            texts = [a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+        if any(_USES_EXTENSION.search(t) for t in texts):
+            return True
+    return False
 
 
 def extract_cuda_sources(source: str) -> list[str] | None:
