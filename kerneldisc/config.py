@@ -55,7 +55,7 @@ class DiscoverConfig:
     eval_timeout_s: float = 120.0
     eval_workers: int = 0  # 0: one per evaluation GPU, or 1 on the CPU
     eval_memory_mb: int | None = None  # the candidate's memory limit; None: the evaluator's default
-    target_us: float | None = None  # the runtime the prompt asks for; default half the start
+    target_us: float | None = None  # the runtime the prompt asks for; default half the best so far
     # openai policy
     base_url: str | None = None
     api_key_env: str = "OPENAI_API_KEY"

@@ -1,6 +1,8 @@
 """The step's evaluations, in parallel: one worker per evaluation GPU, or one on the CPU (two
 evaluations timing at once on a small CPU disturb each other's numbers). Identical code is
-evaluated once. Whatever happens inside, every rollout gets a verdict."""
+evaluated once. Whatever a candidate does, its rollout gets a verdict; an error of the run's own
+(the task's reference failing, a setting the evaluator refuses) stops the run instead, at the last
+finished step, rather than training on zeros."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import queue
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
+from kerneldisc.errors import KerneldiscError
 from kerneldisc.evaluate import EvalConfig, ReferenceTiming, Verdict
 from kerneldisc.progress import bar
 from kerneldisc.rollout import Rollout
@@ -47,7 +50,9 @@ class EvaluationPool:
         device = self.devices.get()
         try:
             return evaluate(self.task, code, replace(self.base_cfg, device=device), reference=self.reference)
-        except Exception as exc:  # the evaluator itself failed: a recorded failure, never a stop
+        except KerneldiscError:
+            raise  # the run's own error (ConfigError, TaskError): every later verdict would be the same
+        except Exception as exc:  # the evaluator's machinery failed once: a recorded failure
             log.exception("evaluator failed")
             return Verdict(task=self.task.name, candidate="<code>", device=device, status="crash",
                            message=f"evaluator failed: {exc!r}")  # fmt: skip

@@ -78,11 +78,15 @@ def one_step(ctx: RunContext, step: int) -> None:
 
 
 def seed_everything(seed: int, step: int) -> None:
-    """Per-step seeds derived from (seed, step): a resumed run samples exactly as an
-    uninterrupted one would, with no generator state to save."""
+    """The global generators (PUCT's ties, anything torch draws outside the samplers) reseeded
+    from (seed, step) each step: nothing of theirs needs saving. Samplers keep a generator of their
+    own, saved with every checkpoint (policy_state.pt), so a resumed run samples exactly as an
+    uninterrupted one would."""
     import torch
 
-    s = (seed * 1_000_003 + step) % (2**31 - 1)
+    from kerneldisc.policy.base import derived_seed
+
+    s = derived_seed(seed, step)
     random.seed(s)
     np.random.seed(s)
     torch.manual_seed(s)
@@ -93,7 +97,13 @@ def sample(ctx: RunContext, states, step: int) -> list[Rollout]:
     from kerneldisc.prompts import build_messages
 
     roles, trainer = ctx.roles, ctx.trainer
-    if trainer is not None and roles is not None and set(roles.train) & set(roles.sample):
+    shares_model = getattr(ctx.policy, "trainer", None) is trainer  # hf sampling the trainer's own model
+    if (
+        trainer is not None
+        and roles is not None
+        and set(roles.train) & set(roles.sample)
+        and not shares_model
+    ):
         trainer.release()  # the sampler gets the GPU they share
     best = ctx.archive.best()
     goal = ctx.cfg.target_us or (best.runtime_us * 0.5 if best and best.runtime_us else None)
@@ -113,16 +123,14 @@ def sample(ctx: RunContext, states, step: int) -> list[Rollout]:
 
 def gate(ctx: RunContext, rollouts: list[Rollout]) -> None:
     """Keep every reply, extract the code, save it, and stop malformed replies (reward 0)."""
-    from kerneldisc.prompts import NO_CODE, extract_code, format_gate
+    from kerneldisc.prompts import extract_code, format_gate
 
     for r in rollouts:
         r.reply = ctx.run.write_reply(r.completion.text)
         r.code = extract_code(r.completion.text)
-        if r.code is None:
-            r.gate = NO_CODE
-            continue
-        r.code_hash, r.candidate = ctx.run.write_candidate(r.code)
-        r.gate = format_gate(ctx.task, r.code)
+        r.gate = format_gate(ctx.task, r.code)  # NO_CODE when there is none
+        if r.code is not None:
+            r.code_hash, r.candidate = ctx.run.write_candidate(r.code)
 
 
 def evaluate(ctx: RunContext, rollouts: list[Rollout]) -> None:
@@ -180,7 +188,7 @@ def commit(
     folder is never left between a checkpoint and its views."""
     import torch
 
-    record = step_record(step, rollouts, ctx.archive, learned, timing)
+    record = step_record(step, rollouts, ctx.archive, ctx.reference.runtime_us, learned, timing)
     best = ctx.archive.best()
     with _no_interrupt():
         ctx.run.commit_step(

@@ -146,7 +146,6 @@ def _reference(run: RunFolder, task: Task, eval_cfg: EvalConfig, echo) -> Refere
 def _archive(ctx: RunContext) -> tuple[Archive, int]:
     """The archive of the latest checkpoint, or a new one: the starting submission judged as the
     first rollout (step 0), and the empty root."""
-    from kerneldisc.run_folder import code_hash
 
     latest = ctx.run.latest()
     if latest is not None:
@@ -157,7 +156,7 @@ def _archive(ctx: RunContext) -> tuple[Archive, int]:
     start = ctx.task.submission_source
     if start is not None:
         ctx.echo("evaluating the starting submission ...")
-        root = Rollout(step=0, parent=None, code=start, code_hash=code_hash(start))
+        root = Rollout(step=0, parent=None, code=start)
         root.code_hash, root.candidate = ctx.run.write_candidate(start)
         root.judge(ctx.pool.judge(start), ctx.cfg.reward)
         root.state_id = archive.add_root(root).id

@@ -1,8 +1,10 @@
 """The run folder: what a discovery run leaves behind, and how a killed run picks up again.
 
 Layout (the contract in docs/architecture.md):
-  config.yml  summary.json  history.jsonl  steps.jsonl  candidates/<hash>.py  archive.json
-  best_kernel.py  reference.json  adapter -> checkpoints/step-N/adapter  checkpoints/
+  config.yml  summary.json  history.jsonl  steps.jsonl  candidates/<hash>.py  replies/<hash>.txt
+  archive.json  best_kernel.py  reference.json  adapter -> checkpoints/step-N/adapter
+  checkpoints/step-N/ (archive.json, this step's history and step lines, summary.json,
+  best_kernel.py, meta.json, policy_state.pt, adapter/)  checkpoints/LATEST  checkpoints/PUBLISHED
 
 Crash safety: a step becomes real only when `checkpoints/step-N/` is complete and the pointer
 file `checkpoints/LATEST` names it (both made with atomic renames). Everything at the top level
@@ -138,6 +140,14 @@ class RunFolder:
 
     def save_reference(self, reference: dict[str, Any]) -> None:
         write_json(self.root / "reference.json", reference)
+
+    def summary(self) -> dict[str, Any] | None:
+        """summary.json as last published; None where there is none yet (or it is unreadable)."""
+        try:
+            found = json.loads((self.root / "summary.json").read_text())
+        except (OSError, ValueError):
+            return None
+        return found if isinstance(found, dict) else None
 
     def load_reference(self) -> dict[str, Any] | None:
         p = self.root / "reference.json"

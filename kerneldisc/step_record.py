@@ -8,17 +8,18 @@ from typing import Any
 
 from kerneldisc import __version__
 from kerneldisc.rollout import Rollout
+from kerneldisc.search.archive import OK, Archive, State
 
 
-def step_record(step: int, rollouts: list[Rollout], archive, learn: dict[str, Any], timing: dict[str, float]
-                ) -> dict[str, Any]:  # fmt: skip
+def step_record(step: int, rollouts: list[Rollout], archive: Archive, reference_us: float | None,
+                learn: dict[str, Any], timing: dict[str, float]) -> dict[str, Any]:  # fmt: skip
     best = archive.best()
     n = len(rollouts)
     return {
         "step": step,
         "best_runtime_us": best.runtime_us if best else None,
-        "best_speedup": state_speedup(best),
-        "correct_fraction": sum(r.status == "ok" for r in rollouts) / n if n else 0.0,
+        "best_speedup": state_speedup(best, reference_us),
+        "correct_fraction": sum(r.status == OK for r in rollouts) / n if n else 0.0,
         "mean_beta": learn.get("mean_beta"),
         "loss": learn.get("loss"),
         "kl": learn.get("kl"),
@@ -47,14 +48,10 @@ def step_line(rec: dict[str, Any]) -> str:
     )
 
 
-def summary(ctx, steps_done: int) -> dict[str, Any]:
-    """summary.json: the run's best so far and what it ran on."""
+def summary(ctx: Any, steps_done: int) -> dict[str, Any]:
+    """summary.json: the run's best so far and what it ran on (`ctx`: the RunContext)."""
     best = ctx.archive.best()
-    previous = {}
-    if (ctx.run.root / "summary.json").is_file():
-        import json
-
-        previous = json.loads((ctx.run.root / "summary.json").read_text())
+    previous = ctx.run.summary() or {}
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     roots = [s for s in ctx.archive.states.values() if s.is_root and s.reward is not None]
     cfg = ctx.cfg
@@ -71,7 +68,7 @@ def summary(ctx, steps_done: int) -> dict[str, Any]:
         "steps_completed": steps_done,
         "steps_planned": cfg.steps,
         "best_runtime_us": best.runtime_us if best else None,
-        "best_speedup": state_speedup(best),
+        "best_speedup": state_speedup(best, ctx.reference.runtime_us),
         "best_candidate": "best_kernel.py" if best else None,
         "best_state": best.id if best else None,
         "reference_runtime_us": ctx.reference.runtime_us,
@@ -82,10 +79,16 @@ def summary(ctx, steps_done: int) -> dict[str, Any]:
     }
 
 
-def state_speedup(state) -> float | None:
+def state_speedup(state: State | None, reference_us: float | None = None) -> float | None:
+    """The speedup the evaluator measured for a state; for a state that does not carry one,
+    the reference's runtime over its own (never its reward, which may be 1000 / runtime)."""
     if state is None:
         return None
-    return state.extra.get("speedup") if state.extra.get("speedup") is not None else state.reward
+    if state.extra.get("speedup") is not None:
+        return state.extra["speedup"]
+    if reference_us and state.runtime_us:
+        return reference_us / state.runtime_us
+    return None
 
 
 def fmt_us(value) -> str:

@@ -285,11 +285,11 @@ class Trainer:
         if self._scratch is None:
             self._scratch = Path(tempfile.mkdtemp(prefix="kerneldisc-adapter-"))
             weakref.finalize(self, shutil.rmtree, self._scratch, True)
-        previous = self.adapter_path
         path = self._scratch / f"step-{self.step_count}"
         replace_dir(path, self.model.save_pretrained)
-        if previous is not None and previous != path and previous.parent == self._scratch:
-            shutil.rmtree(previous, ignore_errors=True)
+        for old in self._scratch.glob("step-*"):  # every earlier one (save() moves adapter_path)
+            if old != path:
+                shutil.rmtree(old, ignore_errors=True)
         self.adapter_path = path
         return path
 

@@ -39,6 +39,12 @@ class Completion:
     finish_reason: str = "stop"
 
 
+def derived_seed(seed: int, index: int) -> int:
+    """A seed for the `index`-th draw of a run seeded with `seed` (a step, a sampling call):
+    reproducible from the two numbers alone, so nothing about generators has to be saved."""
+    return (seed * 1_000_003 + index) % (2**31 - 1)
+
+
 class LocalSampler:
     """What the policies that run a model here (hf, vllm) share: where the weights are, the
     device, the sampling settings, and the adapter last loaded."""
@@ -61,7 +67,7 @@ class LocalSampler:
 
 
 class Policy(Protocol):
-    """The sampling side of the loop; `hf`, `vllm` and `openai` implement it."""
+    """The sampling side of the loop; `hf`, `vllm`, `openai` and `scripted` implement it."""
 
     def sample(self, prompts: list[Prompt], k: int) -> list[list[Completion]]:
         """K completions for each prompt, in prompt order."""

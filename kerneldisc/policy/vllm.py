@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from kerneldisc.errors import ConfigError
-from kerneldisc.policy.base import Completion, LocalSampler, PolicyError, Prompt
+from kerneldisc.policy.base import Completion, LocalSampler, PolicyError, Prompt, derived_seed
 from kerneldisc.policy.hf import prompt_token_ids
 
 INSTALL_HINT = "pip install 'kerneldisc[vllm]'"
@@ -89,7 +89,7 @@ class VLLMPolicy(LocalSampler):
             temperature=self.temperature,
             max_tokens=self.max_new_tokens,
             logprobs=0,  # the sampled token's log-probability only
-            seed=self.seed * 1_000_003 + self._calls,
+            seed=derived_seed(self.seed, self._calls),
         )
         self._calls += 1
         lora = (

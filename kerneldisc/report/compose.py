@@ -9,6 +9,7 @@ from pathlib import Path
 
 import kerneldisc.report.plots as plots
 import kerneldisc.report.tables as tables
+from kerneldisc.atomic import replace_dir
 from kerneldisc.errors import ConfigError
 from kerneldisc.report.ceilings import Ceilings, get_ceilings, load_cached, local_device_name
 from kerneldisc.report.document import Code, Document, Figure, Items, Notice, Paragraph, Section, Table
@@ -39,11 +40,20 @@ def build_report(paths: list[Path], out_dir: Path | None = None) -> Path:
             raise ConfigError("several folders make one combined report: say where with --out DIR")
         out_dir = paths[0] / "report"
     out_dir = Path(out_dir)
+    if out_dir.is_file() or (
+        out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / "report.md").is_file()
+    ):  # a report replaces its own folder whole, so it never writes over anything else
+        raise ConfigError(f"{out_dir} exists and is not a report folder; choose another --out")
     sources = [load_source(p) for p in paths]
-    doc = compose(sources, out_dir)
-    _write_tables(doc, out_dir / "tables")
-    (out_dir / "report.html").write_text(render_html(doc))
-    (out_dir / "report.md").write_text(render_markdown(doc, out_dir))
+
+    def write(folder: Path) -> None:  # made whole aside, then swapped in: never half a report
+        folder.mkdir(parents=True)
+        doc = compose(sources, folder)
+        _write_tables(doc, folder / "tables")
+        (folder / "report.html").write_text(render_html(doc))
+        (folder / "report.md").write_text(render_markdown(doc, folder))
+
+    replace_dir(out_dir, write)
     return out_dir
 
 

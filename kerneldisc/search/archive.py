@@ -69,13 +69,13 @@ class State:
 
 
 class Archive:
-    """States, their tree and PUCT statistics, persisted to one JSON file."""
+    """States, their tree and PUCT statistics; `to_dict` is what the run folder writes."""
 
     def __init__(self, c: float = 1.0, top_children: int = 2, max_size: int = 1000) -> None:
         if top_children < 1:
-            raise ConfigError(f"archive top_children must be ≥ 1, got {top_children}")
-        if max_size < 1:
-            raise ConfigError(f"archive max_size must be ≥ 1, got {max_size}")
+            raise ValueError(f"archive top_children must be ≥ 1, got {top_children}")
+        if max_size < 2:
+            raise ValueError(f"archive max_size must be ≥ 2 (a root and a kernel), got {max_size}")
         self.c = float(c)
         self.top_children = int(top_children)
         self.max_size = int(max_size)
