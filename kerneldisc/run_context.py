@@ -150,7 +150,9 @@ def _archive(ctx: RunContext) -> tuple[Archive, int]:
     latest = ctx.run.latest()
     if latest is not None:
         ctx.echo(f"resuming after step {latest.step}")
-        return ctx.run.load_archive(), latest.step
+        archive = ctx.run.load_archive()
+        archive.ensure_roots(ctx.cfg.groups)  # an archive from before one root per group
+        return archive, latest.step
     archive = ctx.archive
     history: list[Rollout] = []
     start = ctx.task.submission_source
@@ -164,6 +166,7 @@ def _archive(ctx: RunContext) -> tuple[Archive, int]:
         ctx.echo(f"starting submission: {root.status}, {fmt_us(root.runtime_us)}")
     if ctx.cfg.empty_root or start is None:
         archive.add_empty_root()
+    archive.ensure_roots(ctx.cfg.groups)
     best = archive.best()
     ctx.run.commit_step(0, archive.to_dict(), [r.record() for r in history], None, summary(ctx, 0),
                         best_code=best.code if best else None)  # fmt: skip

@@ -61,6 +61,7 @@ OTHER_TASKS = {
     "mm_honest": "mm_task", "zombie_main_thread": "mm_task", "zombie_orphan_helper": "mm_task",
     "ignores_sigchld": "mm_task", "conj_view": "cplx_task", "add_torch@edge": "edge_task",
     "aliases_by_position": "tr_task", "broadcast_output": "rep_task", "many_honest": "many_task",
+    "describes_a_broadcast": "rep_task",
 }  # fmt: skip
 
 
@@ -388,7 +389,10 @@ def test_a_helper_whose_main_thread_ended_is_still_charged(verdicts):
 
 def test_children_cannot_be_left_for_the_kernel_to_reap_unseen(verdicts):
     v = verdicts["ignores_sigchld"]
-    assert v.status == "compile_error" and "PermissionError" in v.message, v.message
+    if os.geteuid() == 0:  # a cgroup counts what the kernel reaped too: ignoring SIGCHLD is allowed
+        _gains_nothing(v)
+    else:
+        assert v.status == "compile_error" and "PermissionError" in v.message, v.message
 
 
 def test_replacing_the_harnesss_per_call_code_is_named(verdicts):
@@ -406,17 +410,25 @@ def test_sleeping_does_not_end_a_benchmark_before_stale_calls_are_checked(verdic
     [
         ("quantized_output", "rejected", "malformed reply"),
         ("deep_reply", "rejected", "not a line of the harness's protocol"),
-        ("expands_output", "incorrect", "shape mismatch: got (536870912,)"),
         ("many_outputs", "incorrect", "expected a tensor, got list"),
         ("nvcc_dev_zero", "compile_error", "only <system> and local headers may be included"),
         ("aliases_by_position", "rejected", "malformed reply"),
         ("extra_huge_tensor", "rejected", "malformed reply"),
-        ("broadcast_output", "incorrect", "elements share memory (stride [0, 1])"),
+        ("describes_a_broadcast", "incorrect", "elements share memory (stride [0, 1])"),
     ],
 )
 def test_outputs_and_replies_built_to_break_the_judge_get_a_verdict(verdicts, name, status, reason):
     v = verdicts[name]
     assert v.status == status and reason in v.message, v.message
+
+
+def test_an_output_that_only_looks_huge_costs_the_candidate_not_the_judge(verdicts):
+    v = verdicts["expands_output"]
+    # Made contiguous in its own process first (charged, under its memory limit): out of memory
+    # there, or, where 4 GiB fit, refused by the judge for its shape without a byte read.
+    assert (v.status, "out of memory" in v.message) == ("crash", True) or (
+        v.status == "incorrect" and "shape mismatch: got (536870912,)" in v.message
+    ), v.message
 
 
 def test_the_arena_cannot_be_resized_by_the_candidate(verdicts):
@@ -458,7 +470,7 @@ def test_shared_memory_and_files_left_anywhere_writable_are_removed(verdicts):
     assert [r for r in rows if 61000 <= int(r[7]) <= 65533] == []  # column 8: the owner's uid
 
 
-@pytest.mark.parametrize("name", ["conj_view", "add_torch@edge", "many_honest"])
+@pytest.mark.parametrize("name", ["conj_view", "add_torch@edge", "many_honest", "broadcast_output"])
 def test_unusual_honest_kernels_are_ok(verdicts, name):
     v = verdicts[name]
     assert v.status == "ok" and v.correct, v.message

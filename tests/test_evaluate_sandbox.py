@@ -57,6 +57,34 @@ def _errno_of(fn) -> int:
 # --- seccomp ---------------------------------------------------------------------------------
 
 
+def test_with_exact_accounting_sigchld_may_be_ignored_and_without_it_may_not():
+    import signal as sig
+
+    def body(lock):
+        def run():
+            os.setsid()
+            seccomp.install(os.getpid(), lock_sigchld=lock)
+            return {"ignore": _errno_of(lambda: sig.signal(sig.SIGCHLD, sig.SIG_IGN))}
+
+        return run
+
+    assert _in_child(body(True))["ignore"] == 1
+    assert _in_child(body(False))["ignore"] == 0
+
+
+def test_non_contiguous_outputs_are_made_contiguous_by_the_harness_inside_the_call():
+    """The judge reads plain bytes: a transposed view would have it do the transposition."""
+    from kerneldisc.evaluate.harness import describe
+
+    x = torch.arange(12.0).view(3, 4)
+    keep: list = []
+    meta = describe(x.t(), "cpu", keep)["tensors"][0]
+    assert meta["shape"] == [4, 3] and meta["stride"] == [3, 1]
+    assert len(keep) == 1 and keep[0].data_ptr() == meta["ptr"] and torch.equal(keep[0], x.t())
+    kept_plain: list = []
+    assert describe(x, "cpu", kept_plain)["tensors"][0]["ptr"] == x.data_ptr() and not kept_plain
+
+
 def test_the_filter_is_built_for_both_architectures_and_refuses_others():
     for arch in ("x86_64", "aarch64"):
         program = seccomp.build(1234, arch)
@@ -79,7 +107,9 @@ def test_the_filter_closes_every_way_out_and_leaves_a_kernel_its_tools():
         spawned = subprocess.run(["sh", "-c", "ps -o pgid= -p $$"], start_new_session=True,
                                  capture_output=True, text=True, check=True)  # fmt: skip
         result["child_in_group"] = int(spawned.stdout) == group
-        result["affinity"] = _errno_of(lambda: os.sched_setaffinity(0, os.sched_getaffinity(0)))
+        cpus = os.sched_getaffinity(0)
+        result["affinity"] = _errno_of(lambda: os.sched_setaffinity(0, set(range(os.cpu_count() or 1))))
+        result["affinity_unchanged"] = os.sched_getaffinity(0) == cpus
         result["kill_parent"] = _errno_of(lambda: os.kill(os.getppid(), 0))
         result["kill_everyone"] = _errno_of(lambda: os.kill(-1, 0))
         result["kill_self_and_group"] = _errno_of(
@@ -107,8 +137,9 @@ def test_the_filter_closes_every_way_out_and_leaves_a_kernel_its_tools():
 
     r = _in_child(body)
     assert r["installed"] and r["active"]
-    for key in ("affinity", "kill_parent", "kill_everyone", "pidfd_send_signal"):
+    for key in ("kill_parent", "kill_everyone", "pidfd_send_signal"):
         assert r[key] == 1, key  # EPERM
+    assert r["affinity"] == 0 and r["affinity_unchanged"]  # pretended, like leaving the group
     # Leaving the group is pretended: the calls succeed, nothing leaves (ninja's posix_spawn works).
     assert r["setsid"] == 0 and r["setpgid"] == 0 and r["still_in_group"] and r["child_in_group"]
     assert r["dumpable"] == -1 and r["io_uring"] == -1 and r["new_user_namespace"] == -1
@@ -208,7 +239,7 @@ def _spawn(entry, read_memory=True, group=None) -> tuple[HarnessProcess, CpuAren
 
     arena = CpuArena()
     spec = HarnessSpec(role="reference", device="cpu", core=None, limits=Limits(), work_dir=tempfile.mkdtemp(),
-                       entry=entry)  # fmt: skip
+                       entry=entry, exact_cpu=group is not None)  # fmt: skip
     proc = HarnessProcess.fork(
         lambda: run(spec), arena.reader_fd, 4000, 60.0, "test", read_memory=read_memory, group=group
     )
@@ -305,13 +336,27 @@ def _forks_a_short_burner(data):
     return data
 
 
+def _forks_a_burner_the_kernel_reaps(data):
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps: no wait, no counter moves
+    done_r, done_w = os.pipe()
+    if os.fork() == 0:
+        _burn(0.004)
+        os.write(done_w, b"1")
+        os._exit(0)
+    os.read(done_r, 1)
+    os.close(done_r)
+    os.close(done_w)
+    return data
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="a cgroup is made as root only")
-def test_with_a_cgroup_children_reaped_within_a_call_are_charged_to_the_microsecond():
+@pytest.mark.parametrize("kernel", [_forks_a_short_burner, _forks_a_burner_the_kernel_reaps])
+def test_with_a_cgroup_children_reaped_within_a_call_are_charged_to_the_microsecond(kernel):
     from kerneldisc.evaluate.cgroups import HarnessGroup
 
     group = HarnessGroup.create(f"{os.getpid()}-test", memory_mb=2048)
     assert group is not None
-    proc, arena = _spawn(_forks_a_short_burner, group=group)
+    proc, arena = _spawn(kernel, group=group)
     try:
         charged = [_call(proc, arena, torch.ones(8))[1] for _ in range(5)]
         assert all(c >= 4_000_000 for c in charged), charged  # every call, not on average

@@ -114,6 +114,21 @@ def test_archive_holds_the_correct_new_kernel_as_a_child(two_step_run):
     assert archive["total_expansions"] == 16
 
 
+@pytest.mark.slow
+def test_every_step_fills_every_group_from_the_first(tmp_path, tiny_model):  # noqa: F811
+    """groups x group_size rollouts in every step, step 1 included: one root per group (the
+    starting submission and the empty root, in turn), so lineage blocking never leaves a group
+    without a start state."""
+    cfg = _config(tmp_path, tiny_model, tmp_path / "run", steps=3, train=False, groups=4, group_size=2)
+    run = run_discovery(cfg, echo=lambda _: None)
+    history = [h for h in read_jsonl(run / "history.jsonl") if h["step"] > 0]
+    for step in (1, 2, 3):
+        cells = sorted((h["group"], h["sample"]) for h in history if h["step"] == step)
+        assert cells == [(g, i) for g in range(4) for i in range(2)], step
+    steps = read_jsonl(run / "steps.jsonl")
+    assert [s["n_candidates"] for s in steps if s["step"] > 0] == [8, 8, 8]
+
+
 def test_evaluator_exceptions_become_crash_records(tmp_path, tiny_model, monkeypatch):  # noqa: F811
     import kerneldisc.evaluate as evaluate_pkg
 

@@ -242,3 +242,33 @@ def test_load_reports_bad_files(tmp_path):
     (tmp_path / "old.json").write_text(json.dumps({"version": 0}))
     with pytest.raises(ConfigError, match="format version 0"):
         Archive.load(tmp_path / "old.json")
+
+
+def test_q_counts_a_resubmission_of_code_already_in_the_archive_as_published():
+    """A child whose code is already kept (here: the other root's) becomes no new state, but its
+    measured reward still counts towards its parent's Q, as in the published search."""
+    archive = Archive(c=0.0)
+    fast = archive.add_root(ok("fast = 1", 3.0))
+    slow = archive.add_root(ok("slow = 1", 1.0))
+    (added,) = archive.record_rollouts(slow.id, [ok("fast = 1  # the same code again", 3.2)], step=1)
+    assert added is None and len(archive) == 2  # no duplicate state
+    assert archive.q(slow.id) == 3.2 and archive.states[slow.id].n == 1
+    assert archive.q(fast.id) == 3.0  # its own value: nothing was sampled from it
+
+
+def test_there_are_as_many_roots_as_groups_so_every_group_of_every_step_is_filled():
+    archive = Archive(c=1.0)
+    start = archive.add_root(ok("start = 1", 1.0))
+    empty = archive.add_empty_root()
+    archive.ensure_roots(5)
+    roots = [s for s in archive.states.values() if s.is_root]
+    assert len(roots) == 5
+    assert [s.code for s in roots] == [start.code, "", start.code, "", start.code]  # in turn
+    assert {s.id for s in roots} >= {start.id, empty.id}
+    for step in range(1, 6):  # however the tree grows, five lineages are always there to pick
+        picked = archive.select(5)
+        assert len(picked) == 5
+        for state in picked:
+            archive.record_rollouts(state.id, [ok(f"k{step}_{state.id} = 1", 1.0 + step), failed()], step)
+    archive.ensure_roots(5)
+    assert len([s for s in archive.states.values() if s.is_root]) == 5  # already enough: unchanged

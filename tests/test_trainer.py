@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from dataclasses import replace
 
 import pytest
@@ -173,3 +176,45 @@ def test_step_on_the_embedded_model_moves_logprobs_the_right_way(embedded_model)
     after = trainer.logprobs([good, bad])
     assert _total(after[0]) > _total(before[0])
     assert _total(after[1]) < _total(before[1])
+
+
+_PEAK = r"""
+import json, resource, sys
+import torch
+from kerneldisc.learn.trainer import Trainer, TrainerConfig
+from kerneldisc.policy.base import Completion
+from kerneldisc.rollout import Rollout
+
+model, prompt_len, completion_len = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+trainer = Trainer(model, TrainerConfig(lora_rank=4, kl_coef=0.0, gradient_checkpointing=False))
+vocab = trainer.model.get_input_embeddings().weight.shape[0]
+gen = torch.Generator().manual_seed(0)
+prompt = torch.randint(0, vocab, (prompt_len,), generator=gen).tolist()
+rollouts = [
+    Rollout(step=1, parent="s", advantage=1.0 - 2 * (i % 2), completion=Completion(
+        "x", prompt, torch.randint(0, vocab, (completion_len,), generator=gen).tolist(), [-1.0] * completion_len))
+    for i in range(4)
+]
+trainer.logprobs([rollouts[0].completion])  # every lazy allocation of a first pass, before the baseline
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+trainer.step(rollouts)
+print(json.dumps({"peak_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base, "vocab": vocab}))
+"""
+
+
+def _step_peak_bytes(model, prompt_len: int, completion_len: int) -> tuple[int, int]:
+    out = subprocess.run([sys.executable, "-c", _PEAK, str(model), str(prompt_len), str(completion_len)],
+                         capture_output=True, text=True, timeout=600, check=True)  # fmt: skip
+    found = json.loads(out.stdout.strip().splitlines()[-1])
+    return found["peak_kib"] * 1024, found["vocab"]
+
+
+@pytest.mark.slow
+def test_a_steps_peak_memory_follows_completion_tokens_not_prompt_length_times_vocabulary(tiny_model):  # noqa: F811
+    """A 440-token prompt instead of a 40-token one, the same 32 completion tokens a reply: full
+    logits would add 4 x 400 x vocabulary floats (over 300 MB for SmolLM2's 49 152); the head runs
+    on completion positions only, so the peak barely moves."""
+    short, vocab = _step_peak_bytes(tiny_model, 40, 32)
+    long, _ = _step_peak_bytes(tiny_model, 440, 32)
+    full_logits = 4 * 400 * vocab * 4
+    assert long - short < full_logits / 4, (short, long, full_logits)

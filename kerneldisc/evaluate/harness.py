@@ -54,6 +54,8 @@ class HarnessSpec:
     # Keep the capability to read any file (only where Python, torch or the task would otherwise
     # be unreadable to that user: it also lets the candidate read root's files).
     keep_read: bool = True
+    # A cgroup counts this process's CPU time exactly, reaped children included.
+    exact_cpu: bool = False
     # How the entry point is found: for the candidate, from its module (custom_kernel, or a
     # KernelBench ModelNew wrapper); for the reference, the reference function itself.
     entry: Callable[..., Any] | None = None
@@ -122,7 +124,9 @@ def confine(spec: HarnessSpec, link: _Link) -> None:
         torch.cuda.init()  # the driver is opened before the filter is installed
         torch.cuda.synchronize()  # the primary context exists and is current for the IPC calls
     drop_capabilities()
-    seccomp.install(os.getpid())
+    # With a cgroup counting every process that ran, children the kernel reaps by itself (SIGCHLD
+    # ignored) are counted too: only without one must SIGCHLD's action stay as it is.
+    seccomp.install(os.getpid(), lock_sigchld=not spec.exact_cpu)
 
 
 def _serve(spec: HarnessSpec, link: _Link) -> None:
@@ -246,7 +250,13 @@ class Session:
             # the reference as for the candidate (see docs/evaluator.md, "The handshake").
             if type(out) is _Tensor and not command.get("audit") and out.layout is _STRIDED:
                 name = _DTYPE_NAMES.get(out.dtype)
-                if name and out.device.type == "cpu" and not out.is_conj() and not out.is_neg():
+                if (
+                    name
+                    and out.device.type == "cpu"
+                    and out.is_contiguous()
+                    and not out.is_conj()
+                    and not out.is_neg()
+                ):
                     self.last_output = (out, None)
                     return (
                         _FAST_REPLY % (out.data_ptr(), name, list(out.shape), list(out.stride()))
@@ -273,8 +283,10 @@ class Session:
 def describe(out: Any, device: str, keep: list | None = None) -> dict[str, Any]:
     """Where the output lives, for the judge to read: its structure, and for each tensor its
     address, dtype, shape and strides (on a GPU, the IPC handle of its allocation). A lazily
-    conjugated or negated view is materialised first (the judge reads bytes, not view flags);
-    such copies are appended to `keep`, which must stay alive until the judge has read them."""
+    conjugated or negated view, and any tensor that is not contiguous, is materialised first,
+    here, inside the call's charged window: the judge reads plain bytes, and never does a
+    layout's work (a transposition, a gather) for the kernel. Such copies are appended to
+    `keep`, which must stay alive until the judge has read them."""
     import torch
 
     from kerneldisc.evaluate.check import output_format_problem
@@ -286,8 +298,8 @@ def describe(out: Any, device: str, keep: list | None = None) -> dict[str, Any]:
 
     def tree(obj: Any) -> Any:
         if isinstance(obj, torch.Tensor):
-            if obj.is_conj() or obj.is_neg():
-                obj = obj.resolve_conj().resolve_neg()
+            if obj.is_conj() or obj.is_neg() or not obj.is_contiguous():
+                obj = obj.resolve_conj().resolve_neg().contiguous()
                 if keep is not None:
                     keep.append(obj)
             meta = {"ptr": obj.data_ptr(), "dtype": str(obj.dtype).removeprefix("torch."),

@@ -297,18 +297,18 @@ class Judge:
             env.update(HOME=work, TMPDIR=work, USER=name, LOGNAME=name, XDG_CACHE_HOME=os.path.join(work, ".cache"),
                        TRITON_CACHE_DIR=os.path.join(work, ".triton"),
                        TORCHINDUCTOR_CACHE_DIR=os.path.join(work, ".inductor"))  # fmt: skip
+        group = HarnessGroup.create(f"{os.getpid()}-{role}", limit if self.device == "cpu" else None)
+        if group is not None:
+            self.groups.append(group)
         spec = HarnessSpec(
             role=role, device=self.device, core=self.core, limits=limits, work_dir=work, env=env,
             candidate_path=os.path.join(work, "candidate.py") if source is not None else None,
-            candidate_source=source, uid=uid, keep_read=self.keep_read,
+            candidate_source=source, uid=uid, keep_read=self.keep_read, exact_cpu=group is not None,
             entry=self.problem.ref_kernel if role == "reference" else self.problem.candidate_entry,
         )  # fmt: skip
         budget = float(self.request["config"]["timeout_s"])
         if role == "reference":
             budget = max(budget, 600.0)  # trusted: its time is the task's, not a candidate's
-        group = HarnessGroup.create(f"{os.getpid()}-{role}", limit if self.device == "cpu" else None)
-        if group is not None:
-            self.groups.append(group)
         return HarnessProcess.fork(
             lambda: run(spec), self._arena_fd, int(self.request["config"]["output_tail_bytes"]) * 4,
             budget, role, read_memory=role == "candidate", group=group,
@@ -364,7 +364,9 @@ class Judge:
                 samples = self._bench(proc, j, spec, trusted=True)
                 if not self.gpu:
                     samples.floor = self._null_floor(proc, j, spec)
-                stats.append(RuntimeStats.from_times(samples.times))
+                stats.append(
+                    RuntimeStats.from_times(samples.charged(samples.floor if not self.gpu else None))
+                )
                 handshakes.append(samples.handshake())
             return stats, handshakes
         except (ChildDied, ChildTimeout, Stop) as exc:

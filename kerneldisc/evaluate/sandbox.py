@@ -142,6 +142,10 @@ class Limits:
 
     def apply(self) -> None:
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        # No file it writes may outgrow its memory limit (4 GiB without one): a disk is not a
+        # kernel's to fill. (How many files it writes is bounded by its time, not here.)
+        size = (self.address_space_mb or self.data_mb or 4096) << 20
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
         for res, mb in ((resource.RLIMIT_AS, self.address_space_mb), (resource.RLIMIT_DATA, self.data_mb)):
             if mb:
                 resource.setrlimit(res, (mb << 20, mb << 20))

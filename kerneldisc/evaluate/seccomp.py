@@ -7,7 +7,8 @@ judge, signal or slow the evaluator's own processes, or have the kernel work for
 is stopped. The filter is installed in the candidate's process before any candidate code
 exists; it is inherited by every thread and child and survives exec, and Python code cannot
 remove it. Denied calls fail with EPERM (clone3 with ENOSYS, so the C library falls back to
-clone, whose flags are checked); setsid and setpgid pretend to succeed and change nothing.
+clone, whose flags are checked); setsid, setpgid and sched_setaffinity pretend to succeed and
+change nothing.
 
     install(own_pid) -> bool    # False where seccomp or the architecture is not supported
 """
@@ -70,7 +71,6 @@ _ARCHES = {
 
 # Never needed by a kernel; each would let the candidate escape the judge's view or control.
 _DENIED = (
-    "sched_setaffinity",  # widen the single CPU its calls are charged on
     "ptrace", "process_vm_readv", "process_vm_writev", "pidfd_getfd", "kcmp",  # other processes' memory
     "pidfd_send_signal",  # a signal through a pidfd (an open /proc/<pid>), whatever the pid rule says
     "unshare", "setns",  # new namespaces
@@ -111,8 +111,9 @@ class _Program:
         return out
 
 
-def build(own_pid: int, arch_name: str | None = None) -> bytes | None:
-    """The filter program for a process whose pid (and process group) is `own_pid`."""
+def build(own_pid: int, arch_name: str | None = None, lock_sigchld: bool = True) -> bytes | None:
+    """The filter program for a process whose pid (and process group) is `own_pid`. With
+    `lock_sigchld`, SIGCHLD's action may not change (see below)."""
     arch = _ARCHES.get(arch_name or platform.machine())
     if arch is None:
         return None
@@ -130,13 +131,17 @@ def build(own_pid: int, arch_name: str | None = None) -> bytes | None:
     # their children staying in this group.
     p.op(_JEQ, nr["setsid"], "pretend", 0)
     p.op(_JEQ, nr["setpgid"], "pretend", 0)
+    # Widening the one CPU its calls run on: pretended as well (thread pools that pin themselves
+    # keep working; the CPU time of every thread is charged however many there are).
+    p.op(_JEQ, nr["sched_setaffinity"], "pretend", 0)
     p.op(_JEQ, nr["clone3"], "nosys", 0)
     p.op(_JEQ, nr["clone"], "clone", 0)
     p.op(_JEQ, nr["prctl"], "prctl", 0)
     p.op(_JEQ, nr["setpriority"], "setpriority", 0)
     p.op(_JEQ, nr["fcntl"], "fcntl", 0)
     p.op(_JEQ, nr["ioctl"], "ioctl", 0)
-    p.op(_JEQ, nr["rt_sigaction"], "sigaction", 0)
+    if lock_sigchld:
+        p.op(_JEQ, nr["rt_sigaction"], "sigaction", 0)
     for name in _PID_FIRST:
         p.op(_JEQ, nr[name], "pid0", 0)
     p.op(_RET, _RET_ALLOW)
@@ -191,10 +196,10 @@ class _SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_char_p)]
 
 
-def install(own_pid: int | None = None) -> bool:
+def install(own_pid: int | None = None, lock_sigchld: bool = True) -> bool:
     """Install the filter on this thread (and so on everything it starts from now on). Call it
     while the process is single-threaded. False when it could not be installed."""
-    program = build(own_pid if own_pid is not None else os.getpid())
+    program = build(own_pid if own_pid is not None else os.getpid(), lock_sigchld=lock_sigchld)
     if program is None:
         return False
     libc = ctypes.CDLL(None, use_errno=True)

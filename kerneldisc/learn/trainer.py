@@ -14,6 +14,7 @@ steps are split into micro-batches by a token budget and their gradients accumul
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import shutil
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
+import torch.utils.checkpoint
 
 from kerneldisc.atomic import existing_dir, replace_dir
 from kerneldisc.errors import ConfigError
@@ -39,6 +41,8 @@ log = logging.getLogger(__name__)
 
 STATE_FILE = "trainer_state.pt"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
+LOGIT_CHUNK = 1024  # completion positions per pass of the output head (vocabulary-wide logits)
+CHECKPOINT_FROM_TOKENS = 2048
 
 
 @dataclass
@@ -56,6 +60,9 @@ class TrainerConfig:
     device: str = "cpu"
     dtype: str | None = None  # None: bf16 on a GPU, fp32 on the CPU
     seed: int = 0  # LoRA initialisation
+    # Recompute each layer's activations in the backward pass instead of keeping them: "auto" does
+    # so for micro-batches of CHECKPOINT_FROM_TOKENS padded tokens or more, where they dominate memory.
+    gradient_checkpointing: bool | str = "auto"
 
     def __post_init__(self) -> None:
         self.betas = tuple(self.betas)  # YAML and JSON give lists
@@ -157,13 +164,14 @@ class Trainer:
         total_loss, ratio_sum, ratio_max, tokens = 0.0, 0.0, 0.0, 0
         for batch in batches:
             loss = torch.zeros((), device=self.device)
-            for it, lp in zip(batch, self._logprobs(batch), strict=True):
-                ratio = torch.exp(lp.float() - it.q)
-                loss = loss - (ratio * it.token_adv).sum()
-                ratio_sum += float(ratio.detach().sum())
-                ratio_max = max(ratio_max, float(ratio.detach().max()))
-                tokens += it.n_completion
-            loss.backward()  # gradients accumulate across micro-batches
+            with self._checkpointing(len(batch) * max(len(it.ids) for it in batch)):
+                for it, lp in zip(batch, self._logprobs(batch), strict=True):
+                    ratio = torch.exp(lp.float() - it.q)
+                    loss = loss - (ratio * it.token_adv).sum()
+                    ratio_sum += float(ratio.detach().sum())
+                    ratio_max = max(ratio_max, float(ratio.detach().max()))
+                    tokens += it.n_completion
+                loss.backward()  # gradients accumulate across micro-batches
             total_loss += float(loss.detach())
 
         grads = [p.grad.float().norm() for p in self.lora_parameters() if p.grad is not None]
@@ -185,6 +193,27 @@ class Trainer:
             "grad_norm": grad_norm,
             "seconds": time.perf_counter() - t0,
         }
+
+    @contextlib.contextmanager
+    def _checkpointing(self, padded_tokens: int):
+        """Gradient checkpointing for one micro-batch where it pays. transformers recomputes layers
+        only in training mode; dropout stays off (every Dropout module in eval mode), so the
+        function trained is the one sampled."""
+        wanted = self.cfg.gradient_checkpointing
+        on = padded_tokens >= CHECKPOINT_FROM_TOKENS if wanted == "auto" else bool(wanted)
+        if not on or not getattr(self.model, "supports_gradient_checkpointing", True):
+            yield
+            return
+        self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        self.model.train()
+        for module in self.model.modules():
+            if isinstance(module, torch.nn.Dropout):
+                module.eval()
+        try:
+            yield
+        finally:
+            self.model.eval()
+            self.model.gradient_checkpointing_disable()
 
     def logprobs(self, completions: list[Completion]) -> list[list[float]]:
         """log pi(t) of each completion token under the current adapter, at the training temperature."""
@@ -239,7 +268,12 @@ class Trainer:
         return batches
 
     def _logprobs(self, batch: list[_Item]) -> list[torch.Tensor]:
-        """Per item, log-probabilities of its completion tokens (grad flows where enabled)."""
+        """Per item, log-probabilities of its completion tokens (grad flows where enabled).
+
+        The backbone runs over prompt and completion; the output head only at the positions that
+        predict completion tokens, LOGIT_CHUNK of them at a time, each chunk recomputed in the
+        backward pass instead of kept: memory grows with completion tokens, never with prompt
+        length times vocabulary (`benchmarks/trainer_speed.py`)."""
         pad = self.tokenizer.pad_token_id
         width = max(len(it.ids) for it in batch)
         # Right padding: causal attention never lets a real token see a pad after it, and positions
@@ -250,12 +284,20 @@ class Trainer:
             ids[b, : len(it.ids)] = torch.tensor(it.ids)
             mask[b, : len(it.ids)] = 1
         ids, mask = ids.to(self.device), mask.to(self.device)
-        logits = self.model(input_ids=ids, attention_mask=mask).logits
+        causal_lm = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        backbone = getattr(causal_lm, causal_lm.base_model_prefix)
+        hidden = backbone(input_ids=ids, attention_mask=mask).last_hidden_state
         rows = torch.cat([torch.full((it.n_completion,), b) for b, it in enumerate(batch)]).to(self.device)
         cols = torch.cat([torch.arange(it.start, len(it.ids)) for it in batch]).to(self.device)
-        # Only completion positions go to fp32: the full (batch, length, vocab) tensor never does.
-        picked = logits[rows, cols - 1].float() / self.cfg.temperature
-        token_lp = picked.gather(1, ids[rows, cols].unsqueeze(1)).squeeze(1) - torch.logsumexp(picked, dim=1)
+        states, targets = hidden[rows, cols - 1], ids[rows, cols]
+        head = _HeadLogprobs(causal_lm, self.cfg.temperature)
+        chunks = []
+        for h, t in zip(states.split(LOGIT_CHUNK), targets.split(LOGIT_CHUNK), strict=True):
+            if torch.is_grad_enabled():
+                chunks.append(torch.utils.checkpoint.checkpoint(head, h, t, use_reentrant=False))
+            else:
+                chunks.append(head(h, t))
+        token_lp = torch.cat(chunks) if chunks else states.new_zeros(0)
         return list(token_lp.split([it.n_completion for it in batch]))
 
     # --- checkpoints ----------------------------------------------------------------------------
@@ -344,3 +386,20 @@ class Trainer:
                     state[key] = value.to(device)
         self.device = device
         return self
+
+
+class _HeadLogprobs:
+    """log softmax(head(h) / T)[target] for a chunk of positions, in fp32 (the model's own final
+    logit soft-capping applied, where it has one)."""
+
+    def __init__(self, causal_lm, temperature: float) -> None:
+        self.head = causal_lm.get_output_embeddings()
+        self.cap = getattr(causal_lm.config, "final_logit_softcapping", None)
+        self.temperature = temperature
+
+    def __call__(self, states: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        logits = self.head(states).float()
+        if self.cap:
+            logits = self.cap * torch.tanh(logits / self.cap)
+        logits = logits / self.temperature
+        return logits.gather(1, targets.unsqueeze(1)).squeeze(1) - torch.logsumexp(logits, dim=1)

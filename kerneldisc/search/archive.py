@@ -12,8 +12,11 @@ any real state (roots included; 0 while there is none) and ranked below every re
 equal value, so it never outranks a real kernel — the published search valued it at 0, above every
 negative real value, and kept choosing it.
 
-Children are deduplicated archive-wide by normalised code (comments, trailing whitespace and
-blank lines removed); a parent keeps its best `top_children` children, and the archive at most
+There is one root per group (`ensure_roots`: the roots repeated in turn), so every group of
+every step has a start state of its own lineage. Children are deduplicated archive-wide by
+normalised code (comments, trailing whitespace and blank lines removed); a resubmission of kept
+code adds no state but its reward still counts towards its parent's Q (as published); a parent
+keeps its best `top_children` children, and the archive at most
 `max_size` states, evicting the lowest-reward leaves first. Roots, states with children (so
 lineages stay whole) and the best kernel are never evicted, nor the start states of the step in
 progress (their rollouts are still to be recorded). The archive lives in memory; the run folder
@@ -154,6 +157,22 @@ class Archive:
         self._register(state)
         return state
 
+    def ensure_roots(self, count: int) -> None:
+        """At least `count` roots, the existing ones repeated in turn (the starting submission, the
+        empty root, the submission again, ...). Picks in one step never share a lineage, so with
+        one root per group every group of every step has a start state, as in the published
+        sampler: never the half-filled first steps two roots would give."""
+        roots = [s for s in self.states.values() if s.is_root]
+        if not roots:
+            return
+        for i in range(len(roots), count):
+            source = roots[i % len(roots)]
+            copy = self._new_state(source.code, source.reward, source.runtime_us, source.status, source.message,
+                                   parent=None, step=-1)  # fmt: skip
+            copy.is_root = True
+            copy.extra = dict(source.extra)
+            self._register(copy)
+
     # -- search ----------------------------------------------------------------------------
 
     def value(self, state_id: str) -> float:
@@ -206,6 +225,10 @@ class Archive:
                 continue
             key = normalise_code(rollout.code or "")
             if key in self._normalised:
+                # Code already kept: no new state, but its measurement counts towards the parent's
+                # Q, as in the published search.
+                if parent.best_child_reward is None or rollout.reward > parent.best_child_reward:
+                    parent.best_child_reward = float(rollout.reward)
                 continue
             child = self._new_state(
                 rollout.code or "", float(rollout.reward), rollout.runtime_us, rollout.status, rollout.message,

@@ -19,10 +19,18 @@ def _left(call):
         raise OSError("still in the group")
 
 
+def _widened(cpus):
+    """An OSError unless the process now really runs on more CPUs than before."""
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cpus)
+    if os.sched_getaffinity(0) == before:
+        raise OSError("still on the same CPUs")
+
+
 for label, attempt in (
     ("setsid", lambda: _left(os.setsid)),
     ("setpgid", lambda: _left(lambda: os.setpgid(0, 0))),
-    ("sched_setaffinity", lambda: os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))),
+    ("sched_setaffinity", lambda: _widened(set(range(os.cpu_count() or 1)))),
     ("unshare", lambda: (_libc.unshare(0x10000000) == 0) or (_ for _ in ()).throw(OSError())),
     ("dumpable", lambda: (_libc.prctl(4, 1, 0, 0, 0) == 0) or (_ for _ in ()).throw(OSError())),
     ("judge memory", lambda: open(f"/proc/{os.getppid()}/mem", "rb").read(1)),
