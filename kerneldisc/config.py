@@ -1,9 +1,11 @@
 """The discovery run's configuration: defaults, a YAML file, then flags — later wins.
 
-Defaults follow TTT-Discover where the hardware allows (LoRA rank 32, lr 4e-5, adaptive
-entropic β, PUCT c = 1, top-2 children, archive of 1000). The sample budget (steps × groups ×
-group size) defaults to something a 2-core CPU finishes in minutes; the published-scale budget
-is in the README's GPU recipe.
+Defaults follow TTT-Discover where the hardware allows (LoRA rank 32, adaptive entropic β, PUCT
+c = 1, top-2 children, archive of 1000, KL coefficient 0 as in the public code). What depends on
+the model (prompt style, temperature, learning rate, new tokens per reply) is left `None`/"auto"
+here and made concrete by `kerneldisc.model_defaults` when the run starts. The sample budget
+(steps × groups × group size) defaults to what a 2-core CPU finishes in minutes; the
+published-scale recipe is in the README.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 from kerneldisc.errors import ConfigError
 from kerneldisc.evaluate.config import MIN_MEMORY_MB
 from kerneldisc.policy import KINDS
+from kerneldisc.prompts.compose import STYLES
 from kerneldisc.rollout import REWARDS
 from kerneldisc.yaml_file import read_yaml_mapping
 
@@ -35,13 +38,14 @@ class DiscoverConfig:
     out: str | None = None
     train: bool = True  # False: frozen weights (best-of-N with PUCT reuse)
     seed: int = 0
-    # sampling
-    temperature: float = 1.0
-    max_new_tokens: int = 384
-    # learning (paper defaults)
+    # sampling (None / "auto": decided by the model, see model_defaults.py)
+    temperature: float | None = None
+    max_new_tokens: int | None = None  # a cap; each reply also fits the model's context
+    prompt: str = "auto"  # auto | full | compact
+    # learning
     lora_rank: int = 32
-    lr: float = 4e-5
-    kl_coef: float = 0.1
+    lr: float | None = None
+    kl_coef: float = 0.0
     token_budget: int = 8192
     beta: float | None = None  # None: adaptive (KL = ln 2)
     advantage: str = "entropic"  # entropic | mean (ablation)
@@ -49,9 +53,10 @@ class DiscoverConfig:
     puct_c: float = 1.0
     top_children: int = 2
     max_archive: int = 1000
-    empty_root: bool = True  # a second lineage that starts from the skeleton
+    empty_root: bool = True  # roots alternate the starting submission and the skeleton
     # evaluation
     reward: str = "speedup"  # speedup | inverse_runtime (1000 / runtime_us)
+    require_language: bool | None = None  # None: the task's require_language (default false)
     eval_timeout_s: float = 120.0
     eval_workers: int = 0  # 0: one per evaluation GPU, or 1 on the CPU
     eval_memory_mb: int | None = None  # the candidate's memory limit; None: the evaluator's default
@@ -73,8 +78,14 @@ class DiscoverConfig:
         if self.advantage not in ("entropic", "mean"):
             raise ConfigError(f"advantage must be 'entropic' or 'mean', got {self.advantage!r}")
         for name in ("steps", "groups", "group_size", "lora_rank", "max_new_tokens", "top_children"):
-            if int(getattr(self, name)) < 1:
+            if getattr(self, name) is not None and int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.prompt not in ("auto", *STYLES):
+            raise ConfigError(f"prompt must be auto, {' or '.join(STYLES)}, got {self.prompt!r}")
+        if self.lr is not None and not self.lr > 0:
+            raise ConfigError(f"lr must be positive, got {self.lr}")
+        if self.kl_coef < 0:
+            raise ConfigError(f"kl_coef must be 0 or more, got {self.kl_coef}")
         if self.max_archive < 2:
             raise ConfigError(f"max_archive must be at least 2, got {self.max_archive}")
         if self.eval_timeout_s <= 0:
@@ -83,7 +94,7 @@ class DiscoverConfig:
             raise ConfigError(
                 f"eval_memory_mb must be at least {MIN_MEMORY_MB} (MB), got {self.eval_memory_mb}"
             )
-        if self.temperature <= 0:
+        if self.temperature is not None and self.temperature <= 0:
             raise ConfigError(f"temperature must be positive, got {self.temperature}")
         if self.policy == "openai" and self.train:
             raise ConfigError("the openai policy has frozen weights: add --no-train")
@@ -97,6 +108,19 @@ class DiscoverConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def concrete(self, model_dir: Path | None, device: str) -> DiscoverConfig:
+        """A copy with every model-dependent setting decided (docs/models.md)."""
+        from kerneldisc import model_defaults as md
+
+        style = self.prompt if self.prompt != "auto" else md.prompt_style(self.model)
+        return dataclasses.replace(
+            self,
+            prompt=style,
+            temperature=self.temperature if self.temperature is not None else md.temperature(self.model),
+            lr=self.lr if self.lr is not None else md.learning_rate(md.parameters(model_dir)),
+            max_new_tokens=self.max_new_tokens or md.new_tokens_cap(device, style),
+        )
 
 
 FIELDS = {f.name for f in dataclasses.fields(DiscoverConfig)}

@@ -29,7 +29,7 @@ from kerneldisc.progress import bar
 from kerneldisc.rollout import Rollout
 from kerneldisc.run_context import Interrupted, RunContext, open_run
 from kerneldisc.run_folder import RunFolder
-from kerneldisc.step_record import step_line, step_record, summary
+from kerneldisc.step_record import learning_line, step_line, step_record, summary
 
 
 def config_for_resume(run_dir: Path, overrides: dict[str, Any]) -> DiscoverConfig:
@@ -58,6 +58,7 @@ def run_discovery(cfg: DiscoverConfig, resume: Path | None = None, echo=print) -
         raise Interrupted.of(ctx.run) from None
     finally:
         ctx.close()
+    echo(learning_line(ctx.run))
     echo(f"done: {ctx.run.root} (best kernel: {ctx.run.root / 'best_kernel.py'})")
     return ctx.run.root
 
@@ -94,7 +95,7 @@ def seed_everything(seed: int, step: int) -> None:
 
 def sample(ctx: RunContext, states, step: int) -> list[Rollout]:
     """One batched call for all start states: the sampler fills its batch better than per prompt."""
-    from kerneldisc.prompts import build_messages
+    from kerneldisc.prompts import STOP, build_messages
 
     roles, trainer = ctx.roles, ctx.trainer
     shares_model = getattr(ctx.policy, "trainer", None) is trainer  # hf sampling the trainer's own model
@@ -107,12 +108,15 @@ def sample(ctx: RunContext, states, step: int) -> list[Rollout]:
         trainer.release()  # the sampler gets the GPU they share
     best = ctx.archive.best()
     goal = ctx.cfg.target_us or (best.runtime_us * 0.5 if best and best.runtime_us else None)
+    style = ctx.cfg.prompt
     prompts = [
-        build_messages(ctx.task, s, goal, ctx.device, reference_us=ctx.reference.runtime_us) for s in states
+        build_messages(ctx.task, s, goal, ctx.device, reference_us=ctx.reference.runtime_us, style=style)
+        for s in states
     ]
     k = ctx.cfg.group_size
     with bar(total=len(states) * k, desc="sampling", unit="reply") as progress:
-        per_prompt = ctx.policy.sample(prompts, k)
+        # A compact prompt opens the reply's code block: the reply is done when it closes it.
+        per_prompt = ctx.policy.sample(prompts, k, stop=STOP if style == "compact" else None)
         progress.update(len(states) * k)
     return [
         Rollout(step=step, parent=state.id, group=g, sample=i, completion=c)
@@ -123,14 +127,16 @@ def sample(ctx: RunContext, states, step: int) -> list[Rollout]:
 
 def gate(ctx: RunContext, rollouts: list[Rollout]) -> None:
     """Keep every reply, extract the code, save it, and stop malformed replies (reward 0)."""
-    from kerneldisc.prompts import extract_code, format_gate
+    from kerneldisc.prompts import extract_code, format_gate, language_problem
 
+    require = ctx.cfg.require_language if ctx.cfg.require_language is not None else ctx.task.require_language
     for r in rollouts:
         r.reply = ctx.run.write_reply(r.completion.text)
         r.code = extract_code(r.completion.text)
-        r.gate = format_gate(ctx.task, r.code)  # NO_CODE when there is none
+        r.gate = format_gate(ctx.task, r.code, require_language=require)  # NO_CODE when there is none
         if r.code is not None:
             r.code_hash, r.candidate = ctx.run.write_candidate(r.code)
+            r.language_ok = language_problem(ctx.task, r.code) is None
 
 
 def evaluate(ctx: RunContext, rollouts: list[Rollout]) -> None:

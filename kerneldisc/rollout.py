@@ -37,6 +37,7 @@ class Rollout:
     advantage: float | None = None  # set when its group is trained on
     state_id: str | None = None  # the archive state it became, if any
     cut: bool = False  # read back from a history line: the reply was cut at max_new_tokens
+    language_ok: bool | None = None  # written in the task's kernel language (None: no code)
 
     @property
     def status(self) -> str:
@@ -81,7 +82,7 @@ class Rollout:
             "code_hash": self.code_hash, "candidate": self.candidate, "reply": self.reply,
             "message": self.message[:MESSAGE_CHARS], "state_id": self.state_id, "truncated": self.truncated,
             "interpreted": bool(self.verdict.interpreted) if self.verdict is not None else False,
-            "advantage": self.advantage,
+            "advantage": self.advantage, "language_ok": self.language_ok,
         }  # fmt: skip
 
     @classmethod
@@ -94,6 +95,7 @@ class Rollout:
             candidate=record.get("candidate"), reward=float(record.get("reward") or 0.0),
             state_id=record.get("state_id"), cut=bool(record.get("truncated", False)),
             advantage=None if record.get("advantage") is None else float(record["advantage"]),
+            language_ok=record.get("language_ok"),
         )  # fmt: skip
         status = str(record.get("status", "crash"))
         if status == "gated":

@@ -74,6 +74,7 @@ def open_run(
     device = resolve_device(cfg.device)
     roles = gpu_roles(cfg, device)
     model_dir = _model_dir(cfg)
+    cfg = cfg.concrete(model_dir, device)  # what config.yml records, so a resume samples alike
     run = RunFolder.open(resume) if resume is not None else None
     policy, trainer = _learner(cfg, run.latest() if run is not None else None, roles, model_dir)
     if run is not None:

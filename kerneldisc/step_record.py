@@ -29,6 +29,7 @@ def step_record(step: int, rollouts: list[Rollout], archive: Archive, reference_
         "n_candidates": n,
         "n_gated": sum(r.status == "gated" for r in rollouts),
         "n_truncated": sum(r.truncated for r in rollouts),
+        "n_language_ok": sum(bool(r.language_ok) for r in rollouts),
         "seconds_sampling": round(timing.get("sampling", 0.0), 3),
         "seconds_evaluating": round(timing.get("evaluating", 0.0), 3),
         "seconds_training": round(timing.get("training", 0.0), 3),
@@ -46,6 +47,36 @@ def step_line(rec: dict[str, Any]) -> str:
         f"time sample/eval/train {rec['seconds_sampling']:.1f}/{rec['seconds_evaluating']:.1f}/"
         f"{rec['seconds_training']:.1f} s"
     )
+
+
+def learning_line(run: Any) -> str:
+    """The run in one line: correct fraction in the first and the second half of its steps, and
+    the best kernel against the starting submission (`run`: the RunFolder)."""
+    from kerneldisc.atomic import read_lines as read_jsonl
+
+    steps = [
+        r for r in read_jsonl(run.root / "steps.jsonl") if r.get("step", 0) > 0 and r.get("n_candidates")
+    ]
+    summary = run.summary() or {}
+    parts = []
+    if len(steps) >= 2:
+        half = len(steps) // 2
+
+        def fraction(rows: list[dict[str, Any]]) -> float:
+            return sum(r["correct_fraction"] * r["n_candidates"] for r in rows) / sum(
+                r["n_candidates"] for r in rows
+            )
+
+        parts.append(
+            f"correct {fraction(steps[:half]):.0%} in steps 1-{half}, {fraction(steps[half:]):.0%} in steps "
+            f"{half + 1}-{len(steps)}"
+        )
+    best, start = summary.get("best_runtime_us"), summary.get("start_runtime_us")
+    if best and start:
+        parts.append(
+            f"best kernel {start / best:.3g}x the starting submission ({fmt_us(best)} vs {fmt_us(start)})"
+        )
+    return "learning: " + ("; ".join(parts) if parts else "too few steps to compare")
 
 
 def summary(ctx: Any, steps_done: int) -> dict[str, Any]:

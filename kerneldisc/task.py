@@ -110,8 +110,11 @@ def _load_folder(folder: Path) -> Task:
     submission = folder / "submission.py"
     known = {
         "description", "tests", "benchmarks", "ranking_by", "tolerances", "cpu_tests",
-        "cpu_benchmarks", "flops", "bytes", "baselines", "language", "name",
+        "cpu_benchmarks", "flops", "bytes", "baselines", "language", "require_language", "name",
     }  # fmt: skip
+    require_language = meta.get("require_language", False)
+    if not isinstance(require_language, bool):
+        raise TaskError(f"{yml}: require_language must be true or false, got {require_language!r}")
     return Task(
         name=str(meta.get("name") or folder.name),
         kind="folder",
@@ -130,6 +133,7 @@ def _load_folder(folder: Path) -> Task:
         bytes=_optional_expr(meta, "bytes", yml, benchmarks),
         baselines=_baselines(meta, yml),
         language=str(meta.get("language", "triton")),
+        require_language=require_language,
         submission_path=submission if submission.is_file() else None,
         extra={k: v for k, v in meta.items() if k not in known},
         mapped_modules=_mapped_modules(folder, meta.get("files"), tree, yml),

@@ -44,6 +44,9 @@ class Task:
     bytes: str | None = None  # Python expression over the spec's keys
     baselines: dict[str, Any] = field(default_factory=dict)
     language: str = "triton"  # what candidates are asked to write: triton | cuda | any
+    # Refuse (format gate) replies not in that language; by default the language is a metric and
+    # any correct reply earns its reward, as published.
+    require_language: bool = False
     submission_path: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # task.yml keys we do not interpret
     # Modules reference.py imports from outside its folder, by module name: GPU MODE's

@@ -36,7 +36,9 @@ def register(sub) -> None:
     p.add_argument("task", nargs="?", help="reference task name, task folder, or KernelBench file")
     p.add_argument("--model", help="Hugging Face id or local path (default: embedded SmolLM2-135M-Instruct)")
     p.add_argument(
-        "--policy", choices=POLICIES, help="sampler: hf (transformers), vllm (GPU), openai (frozen)"
+        "--policy",
+        choices=POLICIES,
+        help="sampler: hf (transformers), vllm (GPU), openai (frozen endpoint), scripted (replies from a file)",
     )
     p.add_argument("--steps", type=int, help="number of steps (default 3)")
     p.add_argument("--groups", type=int, help="G: start states (prompts) per step (default 2)")
@@ -48,6 +50,19 @@ def register(sub) -> None:
     p.add_argument("--no-train", dest="train", action="store_false", default=None,
                    help="frozen weights: best-of-N with PUCT reuse at the same sample budget")  # fmt: skip
     p.add_argument("--seed", type=int, help="seed for sampling and selection (default 0)")
+    p.add_argument(
+        "--lr", type=float, help="learning rate (default: by model size, docs/models.md; 1e-3 embedded)"
+    )
+    p.add_argument("--kl-coef", type=float, dest="kl_coef",
+                   help="KL shaping toward the base model (default 0, as in the public code)")  # fmt: skip
+    p.add_argument(
+        "--temperature", type=float, help="sampling temperature (default 1.0; 0.7 for the embedded model)"
+    )
+    p.add_argument("--max-new-tokens", type=int, dest="max_new_tokens",
+                   help="cap on new tokens per reply (default: the model's context after the prompt, at most "
+                        "26000 on a GPU, 512 on a CPU, 192 with the compact prompt); cut replies are counted")  # fmt: skip
+    p.add_argument("--prompt", choices=("auto", "full", "compact"),
+                   help="prompt style (default auto: compact for the embedded model, full otherwise)")  # fmt: skip
     p.add_argument("--config", help="YAML file of settings (any DiscoverConfig field)")
     p.add_argument("--json", action="store_true", help="print the final summary.json to stdout")
     p.set_defaults(func=run)
@@ -71,6 +86,11 @@ def run(args: argparse.Namespace) -> int:
             "out",
             "train",
             "seed",
+            "lr",
+            "kl_coef",
+            "temperature",
+            "max_new_tokens",
+            "prompt",
         )  # fmt: skip
     }
     echo = (lambda msg: print(msg, file=sys.stderr)) if args.json else print

@@ -45,6 +45,13 @@ def derived_seed(seed: int, index: int) -> int:
     return (seed * 1_000_003 + index) % (2**31 - 1)
 
 
+def reply_opening(prompt: Prompt) -> str:
+    """What a prompt has already put in the model's mouth: the text of a final assistant message."""
+    if isinstance(prompt, list) and prompt and prompt[-1].get("role") == "assistant":
+        return str(prompt[-1].get("content", ""))
+    return ""
+
+
 class LocalSampler:
     """What the policies that run a model here (hf, vllm) share: where the weights are, the
     device, the sampling settings, and the adapter last loaded."""
@@ -69,8 +76,10 @@ class LocalSampler:
 class Policy(Protocol):
     """The sampling side of the loop; `hf`, `vllm`, `openai` and `scripted` implement it."""
 
-    def sample(self, prompts: list[Prompt], k: int) -> list[list[Completion]]:
-        """K completions for each prompt, in prompt order."""
+    def sample(self, prompts: list[Prompt], k: int, stop: list[str] | None = None) -> list[list[Completion]]:
+        """K completions for each prompt, in prompt order. A prompt whose last message is the
+        assistant's is continued from it, and that opening is part of each completion's text
+        (not of its tokens). A reply ends at the first of `stop` (included in the text)."""
         ...
 
     def load_adapter(self, path: str | Path) -> None:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from kerneldisc.errors import ConfigError
-from kerneldisc.policy.base import Completion, LocalSampler, Prompt
+from kerneldisc.policy.base import Completion, LocalSampler, Prompt, reply_opening
 from kerneldisc.policy.models import load_causal_lm
 
 if TYPE_CHECKING:
@@ -31,7 +31,10 @@ def prompt_token_ids(tokenizer, prompt: Prompt) -> list[int]:
         return list(tokenizer(prompt).input_ids)
     if not getattr(tokenizer, "chat_template", None):
         raise ConfigError("chat messages need a model with a chat template; pass the prompt as one string")
-    text = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False)
+    if reply_opening(prompt):  # the assistant's turn is already open: continue it
+        text = tokenizer.apply_chat_template(prompt, continue_final_message=True, tokenize=False)
+    else:
+        text = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False)
     # The template already wrote the special tokens; the tokenizer must not add a second BOS.
     return list(tokenizer(text, add_special_tokens=False).input_ids)
 
@@ -48,6 +51,21 @@ def _cache_keyword(model) -> str:
     """transformers 5 renamed the key/value cache argument from `past_key_values` to `cache`."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
+
+
+def _stop_end(tokenizer, tokens: list[int], stop_strings: list[str]) -> int | None:
+    """How many tokens make the reply up to and including the first stop string, or None."""
+    text = tokenizer.decode(tokens, skip_special_tokens=True)
+    if not any(s in text for s in stop_strings):
+        return None
+    low, high = 1, len(tokens)  # the shortest prefix whose text holds a stop string
+    while low < high:
+        mid = (low + high) // 2
+        if any(s in tokenizer.decode(tokens[:mid], skip_special_tokens=True) for s in stop_strings):
+            high = mid
+        else:
+            low = mid + 1
+    return low
 
 
 class HFPolicy(LocalSampler):
@@ -151,24 +169,30 @@ class HFPolicy(LocalSampler):
 
     # --- sampling -------------------------------------------------------------------------------
 
-    def sample(self, prompts: list[Prompt], k: int) -> list[list[Completion]]:
+    def sample(self, prompts: list[Prompt], k: int, stop: list[str] | None = None) -> list[list[Completion]]:
         model, tokenizer = self._loaded()
         prompt_ids = [prompt_token_ids(tokenizer, p) for p in prompts]
         jobs = [(i, ids) for i, ids in enumerate(prompt_ids) for _ in range(k)]
         results: list[list[Completion]] = [[] for _ in prompts]
         for start in range(0, len(jobs), self.batch_size):
             chunk = jobs[start : start + self.batch_size]
-            generated = self._generate(model, tokenizer, [ids for _, ids in chunk])
+            generated = self._generate(model, tokenizer, [ids for _, ids in chunk], stop or [])
             for (i, _), completion in zip(chunk, generated, strict=True):
+                completion.text = reply_opening(prompts[i]) + completion.text
                 results[i].append(completion)
         return results
 
-    def _generate(self, model, tokenizer, batch: list[list[int]]) -> list[Completion]:
+    def _generate(
+        self, model, tokenizer, batch: list[list[int]], stop_strings: list[str]
+    ) -> list[Completion]:
         from transformers import GenerationConfig
 
         pad = tokenizer.pad_token_id
         stop = eos_ids(model, tokenizer)
         width = max(len(ids) for ids in batch)
+        # Each reply fits the model's context after its prompt, and the configured cap.
+        context = getattr(model.config, "max_position_embeddings", None) or (width + self.max_new_tokens)
+        budget = max(1, min(self.max_new_tokens, context - width))
         # Left padding: every row's next token is generated at the same column.
         input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for ids in batch], device=self.device)
         mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in batch], device=self.device)
@@ -179,8 +203,9 @@ class HFPolicy(LocalSampler):
             top_p=self.top_p or 1.0,
             repetition_penalty=1.0,
             typical_p=1.0,
-            max_new_tokens=self.max_new_tokens,
+            max_new_tokens=budget,
             eos_token_id=sorted(stop),
+            stop_strings=stop_strings or None,
             pad_token_id=pad,
             return_dict_in_generate=True,
             output_scores=True,
@@ -188,8 +213,11 @@ class HFPolicy(LocalSampler):
         shared = {}
         if len(batch) > 1 and len(batch[0]) > 1 and all(ids == batch[0] for ids in batch):
             shared[_cache_keyword(model)] = self._prompt_cache(model, batch[0], len(batch))
+        extra = {"tokenizer": tokenizer} if stop_strings else {}
         with torch.no_grad(), self._own_rng():
-            out = model.generate(input_ids=input_ids, attention_mask=mask, generation_config=config, **shared)
+            out = model.generate(
+                input_ids=input_ids, attention_mask=mask, generation_config=config, **shared, **extra
+            )
         new = out.sequences[:, width:]
         # scores[t] is what token t was drawn from; gather step by step, never (batch, steps, vocab).
         logprobs = torch.stack(
@@ -203,6 +231,9 @@ class HFPolicy(LocalSampler):
         for b, ids in enumerate(batch):
             tokens = new[b].tolist()
             end = next((t + 1 for t, tok in enumerate(tokens) if tok in stop), None)
+            if stop_strings:  # the first token whose text completes a stop string ends the reply
+                at = _stop_end(tokenizer, tokens[: end or len(tokens)], stop_strings)
+                end = at if at is not None else end
             finish = "stop" if end is not None else "length"
             end = end if end is not None else len(tokens)
             completions.append(

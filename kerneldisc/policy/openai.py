@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from kerneldisc.errors import ConfigError
-from kerneldisc.policy.base import Completion, PolicyError, Prompt
+from kerneldisc.policy.base import Completion, PolicyError, Prompt, reply_opening
 
 
 class OpenAIPolicy:
@@ -50,19 +50,19 @@ class OpenAIPolicy:
         self.timeout_s = timeout_s
         self._requests = 0  # advances the per-request seed, so repeated prompts differ
 
-    def sample(self, prompts: list[Prompt], k: int) -> list[list[Completion]]:
+    def sample(self, prompts: list[Prompt], k: int, stop: list[str] | None = None) -> list[list[Completion]]:
         results = []
         for prompt in prompts:
             completions: list[Completion] = []
             while len(completions) < k:
-                got = self._request(prompt, k - len(completions))
+                got = self._request(prompt, k - len(completions), stop)
                 if not got:
                     raise PolicyError(f"{self.base_url} answered with no choices")
                 completions.extend(got)
             results.append(completions[:k])
         return results
 
-    def _request(self, prompt: Prompt, n: int) -> list[Completion]:
+    def _request(self, prompt: Prompt, n: int, stop: list[str] | None = None) -> list[Completion]:
         chat = not isinstance(prompt, str)
         body: dict[str, Any] = {
             "model": self.model,
@@ -70,6 +70,8 @@ class OpenAIPolicy:
             "temperature": self.temperature,
             "max_tokens": self.max_new_tokens,
         }
+        if stop:  # the endpoint leaves the stop string out; it is put back below
+            body["stop"] = stop
         if chat:
             body.update(messages=prompt, logprobs=True, top_logprobs=1)
         else:
@@ -79,7 +81,16 @@ class OpenAIPolicy:
         self._requests += 1
         reply = self._post("/chat/completions" if chat else "/completions", body)
         try:
-            return [_chat_choice(c) if chat else _text_choice(c) for c in reply["choices"]]
+            found = [_chat_choice(c) if chat else _text_choice(c) for c in reply["choices"]]
+            for completion, choice in zip(found, reply["choices"], strict=True):
+                if (
+                    stop
+                    and choice.get("finish_reason") == "stop"
+                    and not any(s in completion.text for s in stop)
+                ):
+                    completion.text += stop[0]
+                completion.text = reply_opening(prompt) + completion.text
+            return found
         except (KeyError, TypeError, ValueError) as exc:
             raise PolicyError(
                 f"{self.base_url} answered in an unexpected format ({exc!r}): {json.dumps(reply)[:300]}"

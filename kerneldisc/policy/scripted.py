@@ -34,7 +34,8 @@ class ScriptedPolicy:
         self.trainer = trainer
         self.position = 0
 
-    def sample(self, prompts: list[Prompt], k: int) -> list[list[Completion]]:
+    def sample(self, prompts: list[Prompt], k: int, stop: list[str] | None = None) -> list[list[Completion]]:
+        """The script's replies in turn, as written (they are whole replies: no opening, no stop)."""
         out = []
         for prompt in prompts:
             texts = [self.replies[(self.position + i) % len(self.replies)] for i in range(k)]

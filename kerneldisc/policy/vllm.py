@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from kerneldisc.errors import ConfigError
-from kerneldisc.policy.base import Completion, LocalSampler, PolicyError, Prompt, derived_seed
+from kerneldisc.policy.base import Completion, LocalSampler, PolicyError, Prompt, derived_seed, reply_opening
 from kerneldisc.policy.hf import prompt_token_ids
 
 INSTALL_HINT = "pip install 'kerneldisc[vllm]'"
@@ -77,20 +77,27 @@ class VLLMPolicy(LocalSampler):
                 )
         return self._llm
 
-    def sample(self, prompts: list[Prompt], k: int) -> list[list[Completion]]:
+    def sample(self, prompts: list[Prompt], k: int, stop: list[str] | None = None) -> list[list[Completion]]:
         from vllm import SamplingParams
         from vllm.lora.request import LoRARequest
 
         llm = self._engine()
         tokenizer = llm.get_tokenizer()
         ids = [prompt_token_ids(tokenizer, p) for p in prompts]
-        params = SamplingParams(
-            n=k,
-            temperature=self.temperature,
-            max_tokens=self.max_new_tokens,
-            logprobs=0,  # the sampled token's log-probability only
-            seed=derived_seed(self.seed, self._calls),
-        )
+        context = llm.llm_engine.model_config.max_model_len
+        # Per prompt: each reply fits the context after its prompt, and the configured cap.
+        params = [
+            SamplingParams(
+                n=k,
+                temperature=self.temperature,
+                max_tokens=max(1, min(self.max_new_tokens, context - len(p))),
+                logprobs=0,  # the sampled token's log-probability only
+                seed=derived_seed(self.seed, self._calls),
+                stop=stop or None,
+                include_stop_str_in_output=True,
+            )
+            for p in ids
+        ]
         self._calls += 1
         lora = (
             LoRARequest(f"adapter-{self._lora_id}", self._lora_id, str(self.adapter_path))
@@ -100,10 +107,14 @@ class VLLMPolicy(LocalSampler):
         outputs = llm.generate(
             [{"prompt_token_ids": p} for p in ids], params, lora_request=lora, use_tqdm=False
         )
-        return [
+        found = [
             [_completion(prompt, choice) for choice in out.outputs]
             for prompt, out in zip(ids, outputs, strict=True)
         ]
+        for prompt, completions in zip(prompts, found, strict=True):
+            for completion in completions:
+                completion.text = reply_opening(prompt) + completion.text
+        return found
 
     def load_adapter(self, path: str | Path) -> None:
         path = Path(path)

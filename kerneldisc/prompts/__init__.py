@@ -5,11 +5,21 @@
 out of a reply and `format_gate` rejects, with a reason, replies that cannot be a candidate.
 """
 
-from kerneldisc.prompts.compose import PromptLimits, build_messages, build_prompt, clip, format_us
-from kerneldisc.prompts.parse import NO_CODE, extract_code, format_gate
+from kerneldisc.prompts.compose import (
+    STOP,
+    STYLES,
+    PromptLimits,
+    build_messages,
+    build_prompt,
+    clip,
+    format_us,
+)
+from kerneldisc.prompts.parse import NO_CODE, extract_code, format_gate, language_problem
 
 __all__ = [
     "NO_CODE",
+    "STOP",
+    "STYLES",
     "PromptLimits",
     "build_messages",
     "build_prompt",
@@ -17,4 +27,5 @@ __all__ = [
     "extract_code",
     "format_gate",
     "format_us",
+    "language_problem",
 ]

@@ -22,6 +22,12 @@ from kerneldisc.task import Task, spec_label
 
 TEMPLATE_DIR = Path(__file__).resolve().parent
 RANKING_WORDS = {"geom": "geometric mean", "mean": "arithmetic mean"}
+STYLES = ("full", "compact")
+# The compact style opens the model's reply with the code fence (the model continues from it),
+# and the reply is complete at the first closing fence (`STOP`).
+REPLY_OPENING = "```python\n"
+STOP = ["```"]
+COMPACT_SYSTEM = "You write fast, correct GPU kernels in Python (PyTorch, Triton)."
 
 
 @dataclass(frozen=True)
@@ -42,15 +48,71 @@ def build_messages(
     device: str,
     reference_us: float | None = None,
     limits: PromptLimits = PromptLimits(),
+    style: str = "full",
 ) -> list[dict[str, str]]:
     """Chat messages (system: the expert role; user: the task and the kernel to improve).
 
     `reference_us` (the reference's measured runtime) gives the speedup when the state does not
-    carry one in `extra["speedup"]`.
+    carry one in `extra["speedup"]`. `style="compact"` is the variant for small models (the
+    embedded 135M one): the task, the reference function and the current kernel in a few lines,
+    and an assistant turn already opened with a code fence (see docs/models.md).
     """
+    if style == "compact":
+        return _compact(task, state, reference_us, limits)
     system = _template("system.md").substitute(device=_device_words(device))
     user = _user(task, state, target_us, device, reference_us, limits)
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
+def _compact(
+    task: Task, state: State, reference_us: float | None, limits: PromptLimits
+) -> list[dict[str, str]]:
+    entry = "class ModelNew(torch.nn.Module)" if task.kind == "kernelbench" else "`custom_kernel(data)`"
+    if state.is_empty_root:
+        current = "No kernel yet."
+    elif state.correct:
+        runtime = f"{format_us(state.runtime_us)} µs" if state.runtime_us else "not timed"
+        speedup = state.extra.get("speedup") or (
+            reference_us / state.runtime_us if reference_us and state.runtime_us else None
+        )
+        ratio = f", {speedup:.3g}x the reference" if speedup else ""
+        code = clip(state.code.rstrip(), limits.code_chars // 2, "current kernel")
+        current = f"Current kernel ({runtime}{ratio}):\n```python\n{code}\n```"
+    else:
+        message = clip(
+            state.message.strip().splitlines()[-1] if state.message.strip() else "", 300, "message"
+        )
+        code = clip(state.code.rstrip(), limits.code_chars // 2, "last attempt")
+        current = f"Last attempt ({state.status}: {message}):\n```python\n{code}\n```"
+    user = _template("compact.md").substitute(
+        description=clip((task.description or task.name).strip(), 400, "description"),
+        reference=clip(_entry_source(task).rstrip(), limits.reference_chars, "reference"),
+        current=current,
+        entry=entry,
+    )
+    return [
+        {"role": "system", "content": COMPACT_SYSTEM},
+        {"role": "user", "content": user.strip()},
+        {"role": "assistant", "content": REPLY_OPENING},
+    ]
+
+
+def _entry_source(task: Task) -> str:
+    """The reference's entry point alone (`ref_kernel`, or KernelBench's `Model`), not its input
+    generators: what a small model needs to copy the semantics from."""
+    import ast
+
+    wanted = "Model" if task.kind == "kernelbench" else "ref_kernel"
+    try:
+        tree = ast.parse(task.reference_source)
+    except SyntaxError:
+        return task.reference_source
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name == wanted:
+            found = ast.get_source_segment(task.reference_source, node)
+            if found:
+                return found
+    return task.reference_source
 
 
 def build_prompt(*args: Any, **kwargs: Any) -> str:

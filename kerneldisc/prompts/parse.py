@@ -16,6 +16,7 @@ NO_CODE = "no ```python code block in the reply"
 PYTHON_TAGS = {"python", "py", "python3"}
 _OPENING = re.compile(r"^\s*```+\s*([\w+.-]*)\s*$")
 _CLOSING = re.compile(r"^\s*```+\s*$")
+_CUDA = re.compile(r"cuda_sources|__global__")
 _LOOKS_LIKE_PYTHON = re.compile(r"^\s*(def |class |import |from \S+ import |@)", re.MULTILINE)
 
 
@@ -47,8 +48,10 @@ def extract_code(completion: str) -> str | None:
     return None
 
 
-def format_gate(task: Task, code: str | None) -> str | None:
-    """Why `code` cannot be a candidate for `task`, or None when it passes the format checks."""
+def format_gate(task: Task, code: str | None, require_language: bool = False) -> str | None:
+    """Why `code` cannot be a candidate for `task`, or None when it passes the format checks. The
+    task's kernel language is checked only with `require_language` (otherwise it is a metric,
+    `language_problem`, as in the published setup: a correct reply earns its reward)."""
     if code is None or not code.strip():
         return NO_CODE
     try:
@@ -60,8 +63,23 @@ def format_gate(task: Task, code: str | None) -> str | None:
             return "no top-level class ModelNew (KernelBench candidates define ModelNew(nn.Module))"
     elif "custom_kernel" not in _top_level_names(tree, classes=False):
         return "no top-level function custom_kernel(data)"
+    return language_problem(task, code, tree) if require_language else None
+
+
+def language_problem(task: Task, code: str | None, tree: ast.Module | None = None) -> str | None:
+    """Why `code` is not written in the task's kernel language (Triton: a @triton.jit kernel;
+    CUDA: CUDA C++ sources for torch's extension builder), or None when it is, or the task takes
+    any language."""
+    if not code:
+        return "no code"
+    try:
+        tree = tree or ast.parse(code)
+    except SyntaxError:
+        return "not valid Python"
     if task.language == "triton":
         return _triton_reason(tree)
+    if task.language == "cuda" and not _CUDA.search(code):
+        return "no CUDA C++ source (load_inline with cuda_sources)"
     return None
 
 
