@@ -156,3 +156,38 @@ def test_chat_prompts_need_a_chat_template(tiny_model, tmp_path):  # noqa: F811
     assert policy.sample([RAW], 1)[0][0].token_ids  # raw strings still work
     with pytest.raises(ConfigError, match="chat template"):
         policy.sample([CHAT], 1)
+
+
+def test_a_reply_the_prompt_opened_is_continued_and_its_text_starts_with_the_opening(tiny_model):  # noqa: F811
+    from kerneldisc.policy.hf import prompt_token_ids
+
+    prompt = [{"role": "user", "content": "Write a kernel."}, {"role": "assistant", "content": "```python\n"}]
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    text = tokenizer.decode(prompt_token_ids(tokenizer, prompt))
+    assert text.endswith("```python\n")  # the assistant's turn left open, not a new turn started
+    (completions,) = HFPolicy(tiny_model, seed=1, max_new_tokens=5).sample([prompt], 2)
+    for c in completions:
+        assert c.text.startswith("```python\n") and 0 < len(c.token_ids) <= 5
+        assert c.text == "```python\n" + tokenizer.decode(c.token_ids, skip_special_tokens=True)
+
+
+def test_a_stop_string_ends_the_reply_at_the_token_that_completes_it(tiny_model):  # noqa: F811
+    from kerneldisc.policy.hf import _stop_end
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    tokens = tokenizer(
+        "def f(x):\n    return x\n```\nAnd some words after it.", add_special_tokens=False
+    ).input_ids
+    end = _stop_end(tokenizer, tokens, ["```"])
+    assert "```" in tokenizer.decode(tokens[:end]) and "```" not in tokenizer.decode(tokens[: end - 1])
+    assert "words" not in tokenizer.decode(tokens[:end])
+    assert _stop_end(tokenizer, tokens[:3], ["```"]) is None
+
+
+def test_each_reply_fits_the_models_context_after_its_prompt(tiny_model):  # noqa: F811
+    """The tiny model's context is 512 tokens: a 500-token prompt leaves room for 12 at most,
+    whatever the cap; the reply is cut there and says so."""
+    policy = HFPolicy(tiny_model, seed=0, max_new_tokens=100)
+    (completions,) = policy.sample(["word " * 499], 1)
+    (c,) = completions
+    assert len(c.prompt_token_ids) + len(c.token_ids) <= 512

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from judged import judged
 
-from kerneldisc.prompts import build_messages, build_prompt, clip, extract_code, format_gate
+from kerneldisc.prompts import build_messages, build_prompt, clip, extract_code, format_gate, language_problem
 from kerneldisc.search import Archive
 from kerneldisc.task import Task, load_task
 
@@ -226,20 +226,28 @@ def test_gate_requires_custom_kernel(task):
     assert format_gate(task, code) == "no top-level function custom_kernel(data)"
 
 
-def test_gate_requires_a_triton_jit_kernel_for_triton_tasks(task):
+def test_the_kernel_language_is_a_metric_unless_required(task):
+    """As published: a correct reply earns its reward whatever it is written in; the language is
+    recorded (language_problem), and gated only where a task or run asks for it."""
     plain = "import torch\n\ndef custom_kernel(data):\n    return torch.relu(data)\n"
-    assert "no @triton.jit kernel" in format_gate(task, plain)
-    assert format_gate(replace(task, language="any"), plain) is None
+    assert format_gate(task, plain) is None
+    assert "no @triton.jit kernel" in language_problem(task, plain)
+    assert "no @triton.jit kernel" in format_gate(task, plain, require_language=True)
+    assert format_gate(replace(task, language="any"), plain, require_language=True) is None
+    assert language_problem(task, task.submission_source) is None
+    cuda = replace(task, language="cuda")
+    assert "no CUDA C++ source" in language_problem(cuda, plain)
+    assert language_problem(cuda, plain + "src = '__global__ void k() {}'\n") is None
 
 
 def test_gate_accepts_autotune_over_jit_and_rejects_autotune_alone(task):
     header = "import triton\nimport triton.language as tl\n\ndef custom_kernel(data):\n    return data\n\n"
     autotune = "@triton.autotune(configs=[triton.Config({'BLOCK': 128})], key=['n'])\n"
     kernel = "def k(x_ptr, n, BLOCK: tl.constexpr):\n    pass\n"
-    assert format_gate(task, header + autotune + "@triton.jit\n" + kernel) is None
-    assert format_gate(task, header + "from triton import jit\n\n@jit\n" + kernel) is None
+    assert language_problem(task, header + autotune + "@triton.jit\n" + kernel) is None
+    assert language_problem(task, header + "from triton import jit\n\n@jit\n" + kernel) is None
     assert (
-        format_gate(task, header + autotune + kernel)
+        language_problem(task, header + autotune + kernel)
         == "@triton.autotune needs @triton.jit beneath it on the kernel"
     )
 
@@ -258,3 +266,19 @@ def test_gate_requires_model_new_for_kernelbench_tasks(task):
         """
     )
     assert format_gate(kb, model_new) is None
+
+
+def test_the_compact_prompt_holds_the_reference_function_the_kernel_and_opens_the_reply(task, archive):
+    root = archive.states["s000000"]
+    messages = build_messages(task, root, None, "cpu", reference_us=1625.0, style="compact")
+    assert [m["role"] for m in messages] == ["system", "user", "assistant"]
+    assert messages[2]["content"] == "```python\n"  # the model continues inside a code block
+    user = messages[1]["content"]
+    assert "def ref_kernel(data):\n    return torch.relu(data)" in user
+    assert "generate_input" not in user  # the reference function alone, not its input generators
+    assert "Current kernel (812 µs, 2x the reference):" in user and "def relu_kernel" in user
+    assert "`custom_kernel(data)`" in user
+    assert len("".join(m["content"] for m in messages)) < len("".join(m["content"] for m in build_messages(
+        task, root, None, "cpu", reference_us=1625.0)))  # fmt: skip
+    empty = build_messages(task, archive.states["s000001"], None, "cpu", style="compact")
+    assert "No kernel yet." in empty[1]["content"]
