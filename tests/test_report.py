@@ -203,6 +203,9 @@ def test_steps_table_and_plots_come_from_the_run(bench_dir, report_dir):
     assert table["step"].tolist() == [s["step"] for s in steps]
     assert table["correct_fraction"].tolist() == pytest.approx([s["correct_fraction"] for s in steps])
     assert table["reward_max"].tolist() == pytest.approx([max(s["rewards"]) for s in steps])
+    # replies cut at max_new_tokens and replies in the task's kernel language, counted per step
+    assert table["n_truncated"].tolist() == [s["n_truncated"] for s in steps]
+    assert table["n_language_ok"].tolist() == [s["n_language_ok"] for s in steps]
 
 
 def test_speed_of_light_uses_the_task_counts_and_measured_ceilings(bench_dir, report_dir):

@@ -105,7 +105,7 @@ def steps_table(run: RunData) -> pd.DataFrame:
         return pd.DataFrame(columns=["step"])
     columns = [
         "step", "best_runtime_us", "best_speedup", "correct_fraction", "mean_beta", "loss", "kl",
-        "n_candidates", "n_gated", "seconds_sampling", "seconds_evaluating", "seconds_training",
+        "n_candidates", "n_gated", "n_truncated", "n_language_ok", "seconds_sampling", "seconds_evaluating", "seconds_training",
     ]  # fmt: skip
     frame = steps[[c for c in columns if c in steps.columns]].copy()
     if "rewards" in steps.columns:
