@@ -16,6 +16,7 @@ import ast
 import importlib.abc
 import importlib.machinery
 import importlib.util
+import re
 import sys
 import types
 from pathlib import Path
@@ -111,10 +112,19 @@ def _load_folder(folder: Path) -> Task:
     known = {
         "description", "tests", "benchmarks", "ranking_by", "tolerances", "cpu_tests",
         "cpu_benchmarks", "flops", "bytes", "baselines", "language", "require_language", "name",
+        "gpu_compile_targets",
     }  # fmt: skip
     require_language = meta.get("require_language", False)
     if not isinstance(require_language, bool):
         raise TaskError(f"{yml}: require_language must be true or false, got {require_language!r}")
+    targets = meta.get("gpu_compile_targets") or []
+    if not isinstance(targets, list):
+        raise TaskError(f"{yml}: gpu_compile_targets must be a list like [sm_90, sm_100], got {targets!r}")
+    for target in targets:
+        if not re.fullmatch(r"sm_\d{2,3}a?", str(target)):
+            raise TaskError(
+                f"{yml}: gpu_compile_targets: {target!r} is not of the form sm_NN (e.g. sm_90, sm_100)"
+            )
     return Task(
         name=str(meta.get("name") or folder.name),
         kind="folder",
@@ -134,6 +144,7 @@ def _load_folder(folder: Path) -> Task:
         baselines=_baselines(meta, yml),
         language=str(meta.get("language", "triton")),
         require_language=require_language,
+        gpu_compile_targets=[str(t) for t in targets],
         submission_path=submission if submission.is_file() else None,
         extra={k: v for k, v in meta.items() if k not in known},
         mapped_modules=_mapped_modules(folder, meta.get("files"), tree, yml),

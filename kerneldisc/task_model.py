@@ -47,6 +47,9 @@ class Task:
     # Refuse (format gate) replies not in that language; by default the language is a metric and
     # any correct reply earns its reward, as published.
     require_language: bool = False
+    # GPU targets its Triton kernels are compiled for on a CPU evaluation, beside the evaluator's
+    # own (sm_90 by default): e.g. ["sm_100"] (see evaluate/gpu_compile.py).
+    gpu_compile_targets: list[str] = field(default_factory=list)
     submission_path: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # task.yml keys we do not interpret
     # Modules reference.py imports from outside its folder, by module name: GPU MODE's

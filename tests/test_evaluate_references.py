@@ -33,3 +33,18 @@ def test_reference_submission_passes(verdicts, name):
     assert v.status == "ok", f"{name}: {v.status}: {v.message}"
     assert all(t.passed for t in v.tests)
     assert v.runtime_us > 0 and v.reference_runtime_us > 0 and v.speedup > 0
+
+
+@pytest.mark.parametrize("name", TASKS)
+def test_reference_submission_compiles_for_hopper_with_registers_recorded(verdicts, name):
+    """Each Triton kernel the submission launched, compiled for sm_90 with Triton's compiler on
+    this CPU machine: ok, with registers, spills and shared memory from ptxas."""
+    v = verdicts[name]
+    source = load_task(name).submission_path.read_text()
+    if "@triton.jit" not in source:
+        pytest.skip(f"{name}'s submission has no Triton kernel")
+    assert v.gpu_compile, f"{name}: no kernel compiled"
+    for entry in v.gpu_compile:
+        assert entry["target"] == "sm_90" and entry["ok"] is True, entry
+        assert entry["registers"] > 0 and entry["spill_stores"] is not None and entry["shared_bytes"] >= 0
+        assert entry["kernel"] in source

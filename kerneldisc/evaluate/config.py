@@ -38,6 +38,9 @@ class EvalConfig:
     # (reading any file, writing none of the caller's). False keeps the caller's user, whose files
     # a candidate can then rewrite (caught for the task's and kerneldisc's own, see evaluator.md).
     isolate_user: bool = True
+    # On the CPU, every Triton kernel a candidate launches is also compiled for these GPU targets
+    # (plus any its task names); one that does not compile is a compile_error. () turns it off.
+    gpu_compile_targets: tuple[str, ...] = ("sm_90",)
 
     def __post_init__(self) -> None:
         parse_device(self.device)
@@ -48,6 +51,13 @@ class EvalConfig:
                 f"memory limit must be at least {MIN_MEMORY_MB} MB (torch alone maps about 700 MB), "
                 f"got {self.memory_limit_mb}"
             )
+        from kerneldisc.evaluate.gpu_compile import parse_target
+
+        for target in self.gpu_compile_targets:
+            try:
+                parse_target(target)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
         if self.check_fraction is not None and not 0 < self.check_fraction <= 1:
             raise ConfigError(f"check_fraction must be in (0, 1], got {self.check_fraction}")
 

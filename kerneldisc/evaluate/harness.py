@@ -139,12 +139,21 @@ def _serve(spec: HarnessSpec, link: _Link) -> None:
     tripwire.watch(_Link, "recv", "send")
     tripwire.watch(sys.modules[__name__], "describe", "_serve", "classify", "_describe")
     if spec.device == "cpu":
+        _triton_for_the_interpreter()
         _autotune_first_config()
+        if spec.role == "candidate":
+            global _LAUNCHES
+            from kerneldisc.evaluate.gpu_compile import Launches, install_recorder
+
+            _LAUNCHES = Launches()
+            install_recorder(_LAUNCHES)
+    module = None
     try:
         if spec.role == "reference":
             kernel = spec.entry
         else:
-            kernel = spec.entry(_import_candidate(spec.candidate_path, spec.candidate_source))
+            module = _import_candidate(spec.candidate_path, spec.candidate_source)
+            kernel = spec.entry(module)
     except (MissingEntry, CandidateError) as exc:
         link.send({"event": "failed", "status": "rejected", "message": str(exc)})
         return
@@ -169,7 +178,10 @@ def _serve(spec: HarnessSpec, link: _Link) -> None:
             session.set_layout(command["layout"])
             continue
         try:
-            reply = session.call(command, link) if command["op"] == "call" else session.audit()
+            if command["op"] == "gpu_compile":
+                reply = _gpu_compile(spec, module, command)
+            else:
+                reply = session.call(command, link) if command["op"] == "call" else session.audit()
             if isinstance(reply, bytes):
                 os.write(REPLY_FD, reply)
                 continue
@@ -330,6 +342,45 @@ def classify(exc: BaseException) -> str:
 
 
 _interpreted = [0]  # Triton kernels made for the interpreter (a label for the verdict, no more)
+_LAUNCHES = None  # the candidate's interpreted launches (gpu_compile.Launches), on the CPU
+
+
+def _gpu_compile(spec: HarnessSpec, module: Any, command: dict[str, Any]) -> dict[str, Any]:
+    """Each Triton kernel the candidate launched, compiled for the judge's targets (on the CPU),
+    or as Triton compiled it (on a GPU); see gpu_compile.py."""
+    from kerneldisc.evaluate import gpu_compile
+
+    if spec.role != "candidate" or module is None:
+        return {"ok": True, "gpu_compile": []}
+    if spec.device.startswith("cuda"):
+        return {"ok": True, "gpu_compile": gpu_compile.compiled_on_gpu(module)}
+    if _LAUNCHES is None or not _LAUNCHES.seen:
+        return {"ok": True, "gpu_compile": []}
+    targets = [int(t) for t in command.get("targets", [])]
+    results = gpu_compile.compile_pending(_LAUNCHES, spec.candidate_source, spec.candidate_path, targets)
+    return {"ok": True, "gpu_compile": results}
+
+
+def _triton_for_the_interpreter() -> None:
+    """Triton decides when a function is decorated whether `@triton.jit` makes an interpreted
+    function, and its own library (tl.zeros, tl.sum, tl.cdiv, ...) is `@triton.jit` code too. The
+    fork server preloads Triton for whatever device comes; if that was without TRITON_INTERPRET,
+    those library functions cannot run under the interpreter ("Cannot call @triton.jit'd outside
+    of the scope of a kernel"). Triton's Python modules are then imported again here, with
+    TRITON_INTERPRET=1 set (its compiled core is kept)."""
+    if "triton" not in sys.modules:
+        return
+    try:
+        import triton.language as tl
+        from triton.runtime.interpreter import InterpretedFunction
+
+        if isinstance(tl.zeros, InterpretedFunction):
+            return
+    except Exception:  # noqa: BLE001 - an unusual Triton: leave it as it is
+        return
+    for name in [n for n in sys.modules if n.split(".")[0] == "triton" and not n.startswith("triton._C")]:
+        del sys.modules[name]
+    import triton.language  # noqa: F401
 
 
 def _autotune_first_config() -> None:

@@ -14,6 +14,7 @@ process exists); one signed answer goes out.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import random
@@ -204,6 +205,28 @@ def _check_task_files(task, when: str) -> None:
         )
 
 
+def _compile_entry(e: dict[str, Any]) -> dict[str, Any]:
+    """One gpu_compile entry as the harness reported it, reduced to known fields of known types
+    (it is the candidate's word: bounded, never trusted as code or markup)."""
+
+    def number(key):
+        value = e.get(key)
+        return (
+            int(value)
+            if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 1 << 40
+            else None
+        )
+
+    ok = e.get("ok")
+    return {
+        "kernel": str(e.get("kernel", "?"))[:100],
+        "target": str(e.get("target", "?"))[:16],
+        "ok": ok if isinstance(ok, bool) else None,
+        **{k: number(k) for k in ("registers", "spill_stores", "spill_loads", "stack_bytes", "shared_bytes")},
+        "error": str(e["error"])[:2000] if e.get("error") else None,
+    }
+
+
 ZERO_CALL_RETRIES = 3  # calls charged nothing, made again before that is a verdict
 
 
@@ -271,6 +294,7 @@ class Judge:
             else {}
         )
         self.interpreted = False
+        self._compiling: list[str] = []  # targets being compiled for (named if time runs out)
         self.groups: list[HarnessGroup] = []
         self.keep_read = bool(self.uids) and not _installation_readable(task)
 
@@ -289,7 +313,10 @@ class Judge:
                 f.write(source)
         # The caching allocator's classic segments: their IPC handles are what outputs cross with.
         env: dict[str, str | None] = {"TRITON_INTERPRET": "1" if self.device == "cpu" else None,
-                                      "PYTORCH_CUDA_ALLOC_CONF": None}  # fmt: skip
+                                      "PYTORCH_CUDA_ALLOC_CONF": None,
+                                      # compiled kernels of this evaluation only (ptxas's log, with
+                                      # registers and spills, comes with a compilation, not a hit)
+                                      "TRITON_CACHE_DIR": os.path.join(work, ".triton")}  # fmt: skip
         uid = self.uids.get(role)
         if uid is not None:
             os.chmod(self.work_dir, 0o711)  # its own folder is reachable, the rest not listable
@@ -298,7 +325,6 @@ class Judge:
             # Its own home and caches: it can write nothing of the judge's user.
             name = f"kerneldisc{uid}"
             env.update(HOME=work, TMPDIR=work, USER=name, LOGNAME=name, XDG_CACHE_HOME=os.path.join(work, ".cache"),
-                       TRITON_CACHE_DIR=os.path.join(work, ".triton"),
                        TORCHINDUCTOR_CACHE_DIR=os.path.join(work, ".inductor"))  # fmt: skip
         group = HarnessGroup.create(f"{os.getpid()}-{role}", limit if self.device == "cpu" else None)
         if group is not None:
@@ -395,6 +421,7 @@ class Judge:
             failed = next((t for t in v["tests"] if not t["passed"]), None)
             if failed:
                 raise Stop("incorrect", f"wrong output on test {_label(failed['spec'])}: {failed['message']}")
+            self._compile_for_gpu(v)
             self._run_benchmarks(v, reference)
         except Stop as stop:
             v["status"], v["message"] = stop.status, stop.message
@@ -403,8 +430,13 @@ class Judge:
             v["status"] = "timeout"
             passed = f"after all {len(self.tests)} tests passed, " if v["tests"] and all(
                 t["passed"] for t in v["tests"]) else ""  # fmt: skip
+            compiling = (
+                f"while its Triton kernels were compiled for {', '.join(self._compiling)} "
+                if self._compiling else ""
+            )  # fmt: skip
             v["message"] = (
-                f"candidate exceeded the {self.candidate.budget_s:.0f} s time limit {passed}and was killed"
+                f"candidate exceeded the {self.candidate.budget_s:.0f} s time limit {passed}{compiling}"
+                "and was killed"
             )
         except ChildDied:
             v["status"] = "rejected" if self.candidate.violation else "crash"
@@ -659,6 +691,7 @@ class Judge:
                     self._bench(self.candidate, j, spec, trusted=False)
                     for j, spec in enumerate(self.benchmarks)
                 ]
+            self._compile_for_gpu(v)  # kernels first launched by the benchmarks' sizes
             self._end_candidate()
         else:
             # The reference is timed with no process of the candidate's left alive; a
@@ -666,6 +699,7 @@ class Judge:
             raw2 = [
                 self._bench(self.candidate, j, spec, trusted=False) for j, spec in enumerate(self.benchmarks)
             ]
+            self._compile_for_gpu(v)
             self._end_candidate()
             ref, handshakes = self._time_reference()
             if self._speedup(self._stats(raw, handshakes), ref) <= self.settings["recheck_speedup_above"]:
@@ -691,6 +725,41 @@ class Judge:
             speedup=speedup,
         )
         v["message"] = f"all {len(self.tests)} tests passed; speedup {speedup:.3f}x over the reference"
+
+    def _compile_for_gpu(self, v: dict[str, Any]) -> None:
+        """The candidate's Triton kernels through a real GPU compiler (gpu_compile.py): on the CPU
+        those launched since the last time, for every target; on a GPU, as Triton compiled them.
+        A kernel the target's compiler refuses is a compile_error."""
+        targets = self._gpu_targets()
+        if not targets and not self.gpu:
+            return
+        self._compiling = [f"sm_{t}" for t in targets] if not self.gpu else []
+        try:
+            reply, _, _ = self.candidate.run({"op": "gpu_compile", "targets": targets})
+        finally:
+            self._compiling = []
+        if reply.get("ok") is not True:
+            raise Stop(*(_failure(reply) if reply.get("ok") is False else ("rejected", MALFORMED)))
+        entries = [_compile_entry(e) for e in reply.get("gpu_compile") or [] if isinstance(e, dict)]
+        known = {json.dumps(e, sort_keys=True) for e in v.setdefault("gpu_compile", [])}
+        v["gpu_compile"] += [e for e in entries if json.dumps(e, sort_keys=True) not in known]
+        refused = next((e for e in entries if e["ok"] is False), None)
+        if refused is not None and not self.gpu:
+            raise Stop(
+                "compile_error",
+                f"Triton kernel {refused['kernel']} runs under the interpreter but does not compile for "
+                f"{refused['target']}: {refused['error']}",
+            )
+
+    def _gpu_targets(self) -> list[int]:
+        from kerneldisc.evaluate.gpu_compile import parse_target
+
+        if self.gpu:
+            return []
+        names = list(self.settings.get("gpu_compile_targets") or [])
+        if names:  # a task's own targets add to the evaluator's; an empty setting turns both off
+            names += [t for t in getattr(self.task, "gpu_compile_targets", None) or [] if t not in names]
+        return sorted({parse_target(n) for n in names})
 
     def _speedup(self, cand, ref) -> float:
         from kerneldisc.evaluate.verdict import aggregate

@@ -122,6 +122,10 @@ class Verdict:
     # A CPU verdict on a Triton kernel ran it through Triton's interpreter, one program after
     # another: races cannot show, and its speed says nothing about a GPU.
     interpreted: bool = False
+    # Each Triton kernel the candidate launched, compiled for a real GPU target (on the CPU) or as
+    # Triton compiled it (on a GPU): kernel, target, ok, registers, spills, shared memory, error
+    # (gpu_compile.py). CUDA C++ candidates get the same entries from nvcc.
+    gpu_compile: list[dict[str, Any]] = field(default_factory=list)
     stdout_tail: str = ""
     stderr_tail: str = ""
     elapsed_s: float = 0.0
@@ -170,6 +174,14 @@ class Verdict:
             if self.speedup is not None:
                 line += f", speedup {self.speedup:.3f}x" + (" (re-measured)" if self.rechecked else "")
             lines.append(line)
+        for k in self.gpu_compile:
+            if k.get("ok"):
+                lines.append(
+                    f"  {k.get('target')} {k.get('kernel')}: {k.get('registers')} registers, "
+                    f"{k.get('spill_stores') or 0} bytes spilled, {k.get('shared_bytes') or 0} bytes shared"
+                )
+            elif k.get("error"):
+                lines.append(f"  {k.get('target')} {k.get('kernel')}: {k['error'].splitlines()[0][:200]}")
         return "\n".join(lines)
 
 

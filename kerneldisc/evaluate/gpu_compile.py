@@ -1,0 +1,303 @@
+"""A real GPU compiler's word on Triton kernels judged on a machine without a GPU.
+
+Triton's interpreter runs kernels no GPU compiler would accept (a `tl.dot` with K under 16, tiles
+whose shared memory exceeds the card's) and says nothing of registers or spills. Triton compiles
+all the way to a Hopper cubin without a GPU, so the harness records every kernel the candidate
+launches under the interpreter, with its specialisation (argument types, constexpr values,
+num_warps, num_stages), and, asked by the judge, compiles each one for the target (sm_90 by
+default) and reports per kernel: ok, registers per thread, spill stores and loads, shared memory,
+and the compiler's error. On a GPU the same figures come from the kernels Triton really compiled.
+
+This runs in the candidate's harness process: compiling runs code the candidate wrote
+(constexpr expressions, the module's top level), so it gets the same isolation and time limit as
+the rest of the candidate. What it reports is therefore the candidate's word; it catches honest
+mistakes the interpreter hides and informs the model, and a candidate that lies about it gains
+nothing it would not get from the interpreter alone (see docs/evaluator.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import io
+import json
+import os
+import re
+import sys
+from typing import Any
+
+# Shared memory a block may use (the opt-in maximum), by compute capability.
+SHARED_LIMIT = {80: 166_912, 86: 101_376, 87: 166_912, 89: 101_376, 90: 232_448, 100: 232_448, 103: 232_448,
+                120: 101_376}  # fmt: skip
+DEFAULT_TARGETS = ("sm_90",)
+_TARGET = re.compile(r"^sm_(\d{2,3})a?$")
+_OPTIONS = ("num_warps", "num_stages", "num_ctas", "maxnreg")
+_REGISTERS = re.compile(r"Used (\d+) registers")
+_SPILLS = re.compile(r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads")
+
+
+def parse_target(text: str) -> int:
+    """`sm_90` -> 90; anything else is a ValueError naming the form expected."""
+    match = _TARGET.match(str(text).strip())
+    if not match:
+        raise ValueError(f"GPU compile target {text!r} is not of the form sm_NN (e.g. sm_90, sm_100)")
+    return int(match.group(1))
+
+
+def ptxas_figures(log: str) -> dict[str, int | None]:
+    """Registers, spills and stack frame from `ptxas -v` output (the first function in it)."""
+    registers = _REGISTERS.search(log)
+    spills = _SPILLS.search(log)
+    return {
+        "registers": int(registers.group(1)) if registers else None,
+        "stack_bytes": int(spills.group(1)) if spills else None,
+        "spill_stores": int(spills.group(2)) if spills else None,
+        "spill_loads": int(spills.group(3)) if spills else None,
+    }
+
+
+# --- recording launches under the interpreter (in the harness) -------------------------------
+_TORCH_TYPES = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16", "float64": "fp64",
+                "int8": "i8", "int16": "i16", "int32": "i32", "int64": "i64", "uint8": "u8",
+                "bool": "i1", "float8_e4m3fn": "fp8e4nv", "float8_e5m2": "fp8e5"}  # fmt: skip
+
+
+class Launches:
+    """The distinct (kernel, specialisation) pairs launched so far, in first-launch order."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, dict[str, Any]] = {}
+        self.compiled: set[str] = set()
+
+    def record(self, fn: Any, args: tuple, kwargs: dict[str, Any]) -> None:
+        try:
+            spec = specialisation(fn, args, kwargs)
+        except Exception as exc:  # noqa: BLE001 - an argument the check cannot type is reported, not fatal
+            spec = {"kernel": getattr(fn, "__name__", "?"), "unsupported": f"{type(exc).__name__}: {exc}"}
+        key = json.dumps(spec, sort_keys=True, default=str)
+        self.seen.setdefault(key, spec)
+
+    def pending(self) -> list[tuple[str, dict[str, Any]]]:
+        return [(k, s) for k, s in self.seen.items() if k not in self.compiled]
+
+
+def specialisation(fn: Any, args: tuple, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """What Triton specialises a launch on: each argument's type (`*fp32`, `i32`, ...), constexpr
+    values, and the launch options."""
+    params = inspect.signature(fn).parameters
+    bound = inspect.signature(fn).bind_partial(*args, **{k: v for k, v in kwargs.items() if k in params})
+    bound.apply_defaults()
+    signature: dict[str, str] = {}
+    constexprs: dict[str, Any] = {}
+    for name, param in params.items():
+        value = bound.arguments.get(name)
+        annotation = param.annotation
+        if "constexpr" in str(annotation) or value is None:
+            signature[name] = "constexpr"
+            constexprs[name] = _constexpr_value(value)
+        else:
+            signature[name] = _type_of(value)
+    options = {k: int(kwargs[k]) for k in _OPTIONS if k in kwargs and kwargs[k] is not None}
+    return {"kernel": fn.__name__, "signature": signature, "constexprs": constexprs, "options": options}
+
+
+def _type_of(value: Any) -> str:
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        name = str(value.dtype).removeprefix("torch.")
+        if name not in _TORCH_TYPES:
+            raise TypeError(f"tensor of dtype {name}")
+        return "*" + _TORCH_TYPES[name]
+    if isinstance(value, bool):
+        return "i1"
+    if isinstance(value, int):
+        return "i32" if -(2**31) <= value < 2**31 else "i64"
+    if isinstance(value, float):
+        return "fp32"
+    raise TypeError(f"argument of type {type(value).__name__}")
+
+
+def _constexpr_value(value: Any) -> Any:
+    value = getattr(value, "value", value) if type(value).__name__ == "constexpr" else value
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    name = getattr(value, "name", None)  # a tl.dtype
+    if isinstance(name, str) and type(value).__module__.startswith("triton"):
+        return {"dtype": name}
+    raise TypeError(f"constexpr of type {type(value).__name__}")
+
+
+def install_recorder(launches: Launches) -> bool:
+    """Record every interpreted launch (the harness calls this on the CPU before the candidate is
+    imported); False when Triton is not installed."""
+    try:
+        from triton.runtime import interpreter
+    except ImportError:
+        return False
+    run = interpreter.InterpretedFunction.run
+
+    def recorded(self, *args, grid, warmup, **kwargs):
+        launches.record(self.fn, args, kwargs)
+        return run(self, *args, grid=grid, warmup=warmup, **kwargs)
+
+    interpreter.InterpretedFunction.run = recorded
+    return True
+
+
+# --- compiling them for a real target ------------------------------------------------------
+def compile_pending(launches: Launches, source: str, path: str, targets: list[int]) -> list[dict[str, Any]]:
+    """Compile every launch not compiled yet for each target: one entry per kernel, target and
+    specialisation. It runs in a child process of the harness (same user, limits, filter and
+    process group): the interpreter has patched `triton.language` in this one, and the
+    candidate's module is executed there again with the interpreter off, so its `@triton.jit`
+    functions become real JIT functions (and whatever they call, too)."""
+    import subprocess
+
+    pending = launches.pending()
+    if not pending:
+        return []
+    for key, _ in pending:
+        launches.compiled.add(key)
+    request = json.dumps(
+        {"source": source, "path": path, "targets": targets, "launches": [s for _, s in pending]}
+    )
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    code = f"import sys; sys.path.insert(0, {root!r}); from kerneldisc.evaluate.gpu_compile import worker; worker()"
+    done = subprocess.run(
+        [sys.executable, "-I", "-c", code], input=request, capture_output=True, text=True, env=env,
+        cwd=os.path.dirname(path),
+    )  # fmt: skip
+    lines = done.stdout.strip().splitlines()
+    try:
+        results = json.loads(lines[-1]) if lines else None
+    except ValueError:
+        results = None
+    if not isinstance(results, list):
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1][:500]
+        return [{"kernel": s["kernel"], "target": f"sm_{t}", "ok": False,
+                 "error": f"the compiling process ended without a result ({tail})"}
+                for s in (s for _, s in pending) for t in targets]  # fmt: skip
+    return results
+
+
+def worker() -> None:
+    """The compiling process: a request on stdin, the entries as one JSON line on stdout. What
+    the candidate's module prints goes to stderr."""
+    request = json.loads(sys.stdin.read())
+    out = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+    module = _real_module(request["source"], request["path"])
+    results = [
+        _compile_one(module, spec, arch) for spec in request["launches"] for arch in request["targets"]
+    ]
+    out.write(json.dumps(results) + "\n")
+    out.flush()
+
+
+def _real_module(source: str, path: str) -> dict[str, Any]:
+    namespace: dict[str, Any] = {"__name__": "candidate", "__file__": path}
+    sys.modules["candidate"] = type(sys)("candidate")
+    sys.modules["candidate"].__dict__.update(namespace)
+    namespace = sys.modules["candidate"].__dict__
+    exec(compile(source, path, "exec", dont_inherit=True), namespace)
+    return namespace
+
+
+def _compile_one(module: dict[str, Any], spec: dict[str, Any], arch: int) -> dict[str, Any]:
+    import triton
+    from triton import knobs
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+    from triton.runtime.jit import JITFunction
+
+    entry: dict[str, Any] = {"kernel": spec["kernel"], "target": f"sm_{arch}", "ok": False,
+                             "registers": None, "spill_stores": None, "spill_loads": None,
+                             "stack_bytes": None, "shared_bytes": None, "error": None}  # fmt: skip
+    if "unsupported" in spec:
+        entry.update(ok=None, error=f"not compiled: {spec['unsupported']}")
+        return entry
+    entry["specialisation"] = {"signature": spec["signature"], "constexprs": spec["constexprs"],
+                               "options": spec["options"]}  # fmt: skip
+    fn = module.get(spec["kernel"])
+    while fn is not None and not isinstance(fn, JITFunction) and hasattr(fn, "fn"):
+        fn = fn.fn  # autotune / heuristics wrappers
+    if not isinstance(fn, JITFunction):
+        entry.update(ok=None, error="not compiled: the kernel is not a module-level @triton.jit function")
+        return entry
+    constexprs = {k: _dtype(v) for k, v in spec["constexprs"].items()}
+    options = {k: v for k, v in spec["options"].items() if k != "maxnreg" or v}
+    log = io.StringIO()
+    before = knobs.nvidia.dump_ptxas_log
+    knobs.nvidia.dump_ptxas_log = True  # ptxas runs with -v; its log is printed, read here
+    try:
+        with contextlib.redirect_stdout(log):
+            kernel = triton.compile(
+                ASTSource(fn, dict(spec["signature"]), constexprs), target=GPUTarget("cuda", arch, 32),
+                options=options,
+            )  # fmt: skip
+    except Exception as exc:  # noqa: BLE001 - the compiler's refusal is the verdict's content
+        entry["error"] = _compiler_words(exc)
+        return entry
+    finally:
+        knobs.nvidia.dump_ptxas_log = before
+    entry.update(ptxas_figures(log.getvalue()))
+    shared = int(getattr(kernel.metadata, "shared", 0) or 0)
+    entry["shared_bytes"] = shared
+    limit = SHARED_LIMIT.get(arch)
+    if limit is not None and shared > limit:
+        entry["error"] = f"needs {shared} bytes of shared memory per block; sm_{arch} allows at most {limit}"
+        return entry
+    entry["ok"] = True
+    return entry
+
+
+def _dtype(value: Any) -> Any:
+    if isinstance(value, dict) and set(value) == {"dtype"}:
+        import triton.language as tl
+
+        return getattr(tl, value["dtype"], None) or tl.dtype(value["dtype"])
+    return value
+
+
+def _compiler_words(exc: BaseException) -> str:
+    """The compiler's reason first, then where: Triton's CompilationError ends with the reason
+    after a source excerpt; ptxas's failure carries its stderr."""
+    lines = [ln.rstrip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    if not lines:
+        return type(exc).__name__
+    reason, context = lines[-1], lines[:-1]
+    if len(context) > 10:
+        context = context[:2] + ["..."] + context[-6:]
+    return (f"{type(exc).__name__}: {reason.strip()}" + "".join("\n" + ln for ln in context))[:1500]
+
+
+# --- on a GPU: what Triton really compiled -------------------------------------------------
+def compiled_on_gpu(module: Any) -> list[dict[str, Any]]:
+    """Registers, spills and shared memory of every kernel Triton compiled for the candidate's
+    module-level JIT functions while it ran on a GPU."""
+    try:
+        from triton.runtime.jit import JITFunction
+    except ImportError:
+        return []
+    results = []
+    for name, obj in sorted(vars(module).items()):
+        fn = obj
+        while fn is not None and not isinstance(fn, JITFunction) and hasattr(fn, "fn"):
+            fn = fn.fn
+        if not isinstance(fn, JITFunction):
+            continue
+        for caches in getattr(fn, "device_caches", {}).values():
+            for kernel in list(caches[0].values()):
+                try:
+                    kernel._init_handles()
+                    target = getattr(kernel.metadata, "target", None)
+                    results.append({
+                        "kernel": name, "target": f"sm_{getattr(target, 'arch', '?')}", "ok": True,
+                        "registers": kernel.n_regs, "spill_stores": kernel.n_spills, "spill_loads": None,
+                        "stack_bytes": None, "shared_bytes": int(kernel.metadata.shared), "error": None,
+                    })  # fmt: skip
+                except Exception:  # noqa: BLE001,S112 - a figure we cannot read is left out
+                    continue
+    return results
