@@ -83,6 +83,7 @@ class Rollout:
             "message": self.message[:MESSAGE_CHARS], "state_id": self.state_id, "truncated": self.truncated,
             "interpreted": bool(self.verdict.interpreted) if self.verdict is not None else False,
             "advantage": self.advantage, "language_ok": self.language_ok,
+            "gpu_compile": compact_gpu_compile(self.verdict.gpu_compile) if self.verdict is not None else [],
         }  # fmt: skip
 
     @classmethod
@@ -105,8 +106,22 @@ class Rollout:
                 task=task, candidate=str(record.get("candidate") or ""), device=device, status=status,
                 message=str(record.get("message", "")), runtime_us=record.get("runtime_us"),
                 speedup=record.get("speedup"), interpreted=bool(record.get("interpreted", False)),
+                gpu_compile=[e for e in record.get("gpu_compile") or [] if isinstance(e, dict)],
             )  # fmt: skip
         return rollout
+
+
+def compact_gpu_compile(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A verdict's gpu_compile entries as the history, the archive and prompts keep them: per
+    kernel and target, ok, registers, spilled bytes, shared memory and the first line of an error."""
+    keep = ("kernel", "target", "ok", "registers", "spill_stores", "shared_bytes")
+    out = []
+    for e in entries:
+        item = {k: e.get(k) for k in keep}
+        if e.get("error"):
+            item["error"] = str(e["error"]).splitlines()[0][:300]
+        out.append(item)
+    return out
 
 
 def reward_of(verdict: Verdict, kind: str) -> float:

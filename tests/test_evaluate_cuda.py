@@ -39,6 +39,10 @@ def test_valid_cuda_candidate_without_a_gpu_earns_nothing(task):
     assert "needs a CUDA GPU to run" in v.message
     if shutil.which("nvcc"):
         assert "compiled with nvcc" in v.message
+        # ptxas's figures for each __global__ function, as for Triton kernels
+        (kernel,) = v.gpu_compile
+        assert kernel["kernel"].startswith("add_kernel") and kernel["target"] == "sm_90"
+        assert kernel["registers"] > 0 and kernel["spill_stores"] == 0 and kernel["ok"] is True
 
 
 @no_gpu

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import textwrap
 from dataclasses import replace
@@ -282,3 +283,22 @@ def test_the_compact_prompt_holds_the_reference_function_the_kernel_and_opens_th
         task, root, None, "cpu", reference_us=1625.0)))  # fmt: skip
     empty = build_messages(task, archive.states["s000001"], None, "cpu", style="compact")
     assert "No kernel yet." in empty[1]["content"]
+
+
+def test_the_improvement_prompt_shows_what_a_gpu_compiler_made_of_the_kernel(task):
+    """Registers, spills and shared memory of the state's Triton kernels, as the evaluator compiled
+    them for sm_90, reach the model with the kernel (and through the archive, which keeps them)."""
+    rollout = judged(task.submission_source, 1.25, 812.5, "ok", "all tests passed")
+    rollout.verdict.gpu_compile = [
+        {"kernel": "relu_kernel", "target": "sm_90", "ok": True, "registers": 40, "spill_stores": 16,
+         "spill_loads": 16, "stack_bytes": 16, "shared_bytes": 0, "error": None},
+    ]  # fmt: skip
+    archive = Archive()
+    archive.add_root(rollout)
+    text = user_text(build_messages(task, archive.states["s000000"], None, "cpu", reference_us=1625.0))
+    assert (
+        "Compiled: relu_kernel for sm_90: 40 registers per thread, 16 bytes spilled, 0 bytes of shared memory."
+        in text
+    )
+    again = Archive.from_dict(json.loads(json.dumps(archive.to_dict())))
+    assert again.states["s000000"].extra["gpu_compile"][0]["registers"] == 40

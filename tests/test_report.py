@@ -295,3 +295,20 @@ def test_run_summary_counts_replies_gated_evaluated_and_correct_from_history(ben
         h["status"] != "gated" for h in history
     )
     assert table["correct candidates"] == sum(h["status"] == "ok" for h in history) > 0
+
+
+def test_gpu_compile_figures_stand_beside_each_kernel(bench_dir, report_dir):
+    """The evaluator's sm_90 compile of each Triton kernel (registers, spills, shared memory) is in
+    the history, the lineage table, the verdicts table and under the best kernel."""
+    history = [
+        json.loads(line) for line in (bench_dir / "entries/search/run/history.jsonl").read_text().splitlines()
+    ]
+    compiled = [h for h in history if h["status"] == "ok"]
+    assert compiled and all(h["gpu_compile"][0]["target"] == "sm_90" for h in compiled)
+    assert all(h["gpu_compile"][0]["registers"] > 0 for h in compiled)
+    lineage = pd.read_csv(next((report_dir / "tables").glob("run_*search_lineage.csv")))
+    assert "sm_90" in lineage["gpu_compile"].iloc[-1] and "regs" in lineage["gpu_compile"].iloc[-1]
+    verdicts = pd.read_csv(next((report_dir / "tables").glob("bench_*_verdicts.csv")))
+    submission = verdicts[verdicts["candidate"] == "@submission"]
+    assert "add_kernel sm_90" in submission["gpu_compile"].iloc[0]
+    assert "Compiled for a GPU by the evaluator: add_kernel sm_90" in (report_dir / "report.md").read_text()

@@ -167,9 +167,11 @@ def _static_verdict(task: Task, source: str, label: str, device: str) -> Verdict
     checked = (
         "compiled with nvcc for sm_90" if result is not None else "not compiled (no nvcc on this machine)"
     )
-    return _failed(
+    verdict = _failed(
         base, task, "rejected", f"CUDA C++ extension {checked}; it needs a CUDA GPU to run (no reward)"
     )
+    verdict.gpu_compile = result.kernels if result is not None else []
+    return verdict
 
 
 def _failed(base: dict[str, Any], task: Task, status: str, message: str) -> Verdict:

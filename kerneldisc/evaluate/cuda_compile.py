@@ -14,7 +14,7 @@ import re
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 _USES_EXTENSION = re.compile(r"\bload_inline\b|\bcpp_extension\b")
 # load_inline puts these in front of the CUDA sources. torch's headers cost nvcc a minute
@@ -28,6 +28,8 @@ _USES_TORCH_API = re.compile(r"\b(torch|at|c10)::|\bTensor\b|<torch/|<ATen/")
 class CompileCheck:
     ok: bool
     message: str
+    # Per __global__ function: registers, spills, shared memory from ptxas -v (gpu_compile entries)
+    kernels: list[dict] = field(default_factory=list)
 
 
 def uses_cuda_extension(source: str) -> bool:
@@ -78,8 +80,9 @@ def extract_cuda_sources(source: str) -> list[str] | None:
 
 
 def nvcc_check(cuda_sources: list[str], timeout_s: float = 120.0) -> CompileCheck | None:
-    """Compile the sources for sm_90 (device code to PTX; nvcc's front end checks the host code
-    too), with torch's headers when they use torch's API; None when nvcc is not installed."""
+    """Compile the sources for sm_90 (device code to a cubin; nvcc's front end checks the host
+    code too), with torch's headers when they use torch's API, and read each kernel's registers,
+    spills and shared memory from ptxas; None when nvcc is not installed."""
     nvcc = shutil.which("nvcc")
     if nvcc is None:
         return None
@@ -103,7 +106,17 @@ def nvcc_check(cuda_sources: list[str], timeout_s: float = 120.0) -> CompileChec
                 + body
                 + "\n"
             )
-        cmd = [nvcc, "-arch=sm_90", "-std=c++17", "--ptx", src, "-o", os.path.join(tmp, "cuda.ptx")]
+        cmd = [
+            nvcc,
+            "-arch=sm_90",
+            "-std=c++17",
+            "-cubin",
+            "-Xptxas",
+            "-v",
+            src,
+            "-o",
+            os.path.join(tmp, "cuda.cubin"),
+        ]
         for path in _torch_include_paths() if torch_api else []:
             cmd += ["-I", path]
         try:
@@ -114,10 +127,41 @@ def nvcc_check(cuda_sources: list[str], timeout_s: float = 120.0) -> CompileChec
         except subprocess.TimeoutExpired:
             return CompileCheck(False, f"nvcc did not finish within {timeout_s:.0f} s")
     if done.returncode == 0:
-        return CompileCheck(True, "")
+        return CompileCheck(True, "", ptxas_kernels(done.stderr + done.stdout))
     text = (done.stderr + done.stdout).replace(src, "cuda.cu")
     errors = [line for line in text.splitlines() if "error" in line]
     return CompileCheck(False, "nvcc: " + "\n".join(errors[:20] or text.splitlines()[-20:]))
+
+
+_ENTRY = re.compile(r"Compiling entry function '([^']+)' for 'sm_(\d+)a?'")
+_SMEM = re.compile(r"(\d+) bytes smem")
+
+
+def ptxas_kernels(log: str) -> list[dict]:
+    """One gpu_compile entry per __global__ function in a `ptxas -v` log."""
+    from kerneldisc.evaluate.gpu_compile import ptxas_figures
+
+    parts = _ENTRY.split(log)
+    names = _demangle(parts[1::3])
+    kernels = []
+    for name, arch, text in zip(names, parts[2::3], parts[3::3], strict=True):
+        shared = _SMEM.search(text)
+        kernels.append({"kernel": name, "target": f"sm_{arch}", "ok": True, **ptxas_figures(text),
+                        "shared_bytes": int(shared.group(1)) if shared else 0, "error": None})  # fmt: skip
+    return kernels
+
+
+def _demangle(names: list[str]) -> list[str]:
+    """C++ names as written (add_kernel(float const*, ...)), where a demangler is installed."""
+    tool = shutil.which("cu++filt") or shutil.which("c++filt")
+    if not names or tool is None:
+        return names
+    try:
+        done = subprocess.run([tool], input="\n".join(names), capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return names
+    out = done.stdout.splitlines()
+    return out if done.returncode == 0 and len(out) == len(names) else names
 
 
 # An #include of an absolute path, of a path that climbs out (..), or of anything under /dev, /proc.

@@ -734,10 +734,8 @@ class Judge:
         if not targets and not self.gpu:
             return
         self._compiling = [f"sm_{t}" for t in targets] if not self.gpu else []
-        try:
-            reply, _, _ = self.candidate.run({"op": "gpu_compile", "targets": targets})
-        finally:
-            self._compiling = []
+        reply, _, _ = self.candidate.run({"op": "gpu_compile", "targets": targets})
+        self._compiling = []  # kept on a timeout: the message names what ran out of time
         if reply.get("ok") is not True:
             raise Stop(*(_failure(reply) if reply.get("ok") is False else ("rejected", MALFORMED)))
         entries = [_compile_entry(e) for e in reply.get("gpu_compile") or [] if isinstance(e, dict)]

@@ -172,7 +172,21 @@ def _measurement(state: State, reference_us: float | None) -> str:
     text = f"Current runtime: {format_us(runtime)} µs"
     if speedup is not None:
         text += f", a {speedup:.2f}x speedup over the reference"
-    return text + "."
+    return text + "." + _compiled(state)
+
+
+def _compiled(state: State) -> str:
+    """What a GPU's compiler made of the kernel's Triton kernels (registers, spills, shared
+    memory per target), as the evaluator recorded it."""
+    entries = [e for e in state.extra.get("gpu_compile") or [] if isinstance(e, dict) and e.get("ok")]
+    if not entries:
+        return ""
+    parts = [
+        f"{e.get('kernel')} for {e.get('target')}: {e.get('registers')} registers per thread, "
+        f"{e.get('spill_stores') or 0} bytes spilled, {e.get('shared_bytes') or 0} bytes of shared memory"
+        for e in entries[:8]
+    ]
+    return "\nCompiled: " + "; ".join(parts) + "."
 
 
 def _target(state: State, target_us: float | None) -> str:

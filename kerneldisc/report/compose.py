@@ -198,6 +198,9 @@ def _run_section(run: RunData, name: str, out_dir: Path) -> Section:
     best = run.path / "best_kernel.py"
     code = Section("Best kernel")
     code.blocks.append(Code(best.read_text()) if best.is_file() else Paragraph("No best kernel yet."))
+    compiled = lineage["gpu_compile"].iloc[-1] if not lineage.empty else ""
+    if compiled:
+        code.blocks.append(Paragraph(f"Compiled for a GPU by the evaluator: {compiled}."))
     section.subsections.append(code)
     return section
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
@@ -131,7 +132,7 @@ def lineage_table(run: RunData) -> pd.DataFrame:
     The chain follows `parent` (an archive state id) to the history line that created that
     state; a parent with no such line is a root the run started from (the starting submission).
     """
-    columns = ["generation", "state_id", "step", "runtime_us", "speedup", "candidate"]
+    columns = ["generation", "state_id", "step", "runtime_us", "speedup", "gpu_compile", "candidate"]
     history = run.history
     best_state = run.summary.get("best_state")
     if history.empty or not best_state or "state_id" not in history.columns:
@@ -157,6 +158,7 @@ def lineage_table(run: RunData) -> pd.DataFrame:
                 "step": r.get("step"),
                 "runtime_us": r.get("runtime_us"),
                 "speedup": r.get("speedup"),
+                "gpu_compile": gpu_compile_text(r.get("gpu_compile")),
                 "candidate": r.get("candidate"),
             }
             for i, r in enumerate(chain)
@@ -192,6 +194,7 @@ def verdicts_table(evals: list[EvalResult]) -> pd.DataFrame:
             "speedup": e.verdict.get("speedup"),
             # A CPU verdict on Triton code ran through Triton's interpreter: no GPU behaviour shows.
             "executed": "Triton interpreter" if e.verdict.get("interpreted") else e.verdict.get("device"),
+            "gpu_compile": gpu_compile_text(e.verdict.get("gpu_compile")),
             "message": _first_line(e.verdict.get("message")),
         }
         for e in evals
@@ -205,9 +208,30 @@ def verdicts_table(evals: list[EvalResult]) -> pd.DataFrame:
         "reference_runtime_us",
         "speedup",
         "executed",
+        "gpu_compile",
         "message",
     ]
     return pd.DataFrame(rows, columns=columns)
+
+
+def gpu_compile_text(entries: Any) -> str:
+    """A kernel's GPU compile figures in one cell: per Triton kernel and target, registers per
+    thread, spilled bytes and shared memory, or the compiler's refusal."""
+    if not isinstance(entries, list):
+        return ""
+    parts = []
+    for e in entries:
+        if not isinstance(e, dict):
+            continue
+        where = f"{e.get('kernel')} {e.get('target')}"
+        if e.get("ok"):
+            parts.append(
+                f"{where}: {e.get('registers')} regs, {e.get('spill_stores') or 0} B spilled, "
+                f"{e.get('shared_bytes') or 0} B shared"
+            )
+        elif e.get("error"):
+            parts.append(f"{where}: {str(e['error']).splitlines()[0][:120]}")
+    return "; ".join(parts)
 
 
 def measurements(runs: list[RunData], evals: list[EvalResult]) -> list[Measurement]:

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from kerneldisc.errors import ConfigError
-from kerneldisc.rollout import Rollout
+from kerneldisc.rollout import Rollout, compact_gpu_compile
 from kerneldisc.search.puct import puct_score, rank_prior, reward_scale, select_diverse
 
 FORMAT_VERSION = 1
@@ -351,7 +351,10 @@ def normalise_code(code: str) -> str:
 
 def _extra(rollout: Rollout) -> dict[str, Any]:
     """What a state keeps of the rollout it came from besides its reward and runtime."""
-    return {"code_hash": rollout.code_hash, "speedup": rollout.speedup}
+    extra: dict[str, Any] = {"code_hash": rollout.code_hash, "speedup": rollout.speedup}
+    if rollout.verdict is not None and rollout.verdict.gpu_compile:
+        extra["gpu_compile"] = compact_gpu_compile(rollout.verdict.gpu_compile)
+    return extra
 
 
 def _is_number(value: Any) -> bool:

@@ -1,0 +1,139 @@
+"""Triton kernels judged on the CPU are compiled for a real GPU target too (gpu_compile.py): the
+interpreter accepts kernels Hopper's compiler refuses, and says nothing of registers or spills."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import torch
+
+from kerneldisc.errors import ConfigError, TaskError
+from kerneldisc.evaluate import EvalConfig, Verdict, evaluate
+from kerneldisc.evaluate.gpu_compile import parse_target, ptxas_figures, specialisation
+from kerneldisc.task import load_task
+
+pytestmark = pytest.mark.slow
+
+CANDIDATES = Path(__file__).parent / "candidates"
+REPO = Path(__file__).parent.parent
+CASES = {
+    "gpu_dot_k8": "hmm_task",  # float16 tl.dot with K = 8
+    "gpu_dot_k16": "hmm_task",  # the same with K = 16: compiles
+    "gpu_shared_overflow": "mm_task",  # a 9-stage pipeline of float32 tiles: 256 KiB of shared memory
+    "compile_hangs": "add_task",  # its module never finishes when imported with the interpreter off
+}
+
+
+@pytest.fixture(scope="module")
+def verdicts() -> dict[str, Verdict]:
+    def one(name: str) -> tuple[str, Verdict]:
+        timeout = 40 if name == "compile_hangs" else 240
+        cfg = EvalConfig(device="cpu", timeout_s=timeout, time_budget_s=0.1)
+        return name, evaluate(load_task(CANDIDATES / CASES[name]), CANDIDATES / f"{name}.py", cfg)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return dict(pool.map(one, CASES))
+
+
+def test_a_dot_the_interpreter_runs_but_hopper_refuses_is_a_compile_error(verdicts):
+    v = verdicts["gpu_dot_k8"]
+    assert v.status == "compile_error", v.message
+    assert all(t.passed for t in v.tests)  # right answers under the interpreter
+    assert "mm_kernel" in v.message and "sm_90" in v.message and "K >= 16" in v.message
+    (entry,) = v.gpu_compile
+    assert entry["ok"] is False and entry["target"] == "sm_90" and "K >= 16" in entry["error"]
+
+
+def test_the_same_kernel_with_a_legal_tile_compiles_and_reports_registers(verdicts):
+    v = verdicts["gpu_dot_k16"]
+    assert v.status == "ok", v.message
+    (entry,) = v.gpu_compile
+    assert entry["ok"] is True and entry["kernel"] == "mm_kernel" and entry["error"] is None
+    assert 0 < entry["registers"] <= 255 and entry["spill_stores"] == 0 and entry["shared_bytes"] > 0
+    assert "sm_90 mm_kernel:" in v.summary() and "registers" in v.summary()
+
+
+def test_a_pipeline_beyond_hoppers_shared_memory_is_a_compile_error(verdicts):
+    v = verdicts["gpu_shared_overflow"]
+    assert v.status == "compile_error", v.message
+    assert "shared memory" in v.message and "232448" in v.message
+    (entry,) = v.gpu_compile
+    assert entry["shared_bytes"] > 232448 and entry["ok"] is False
+
+
+def test_a_compile_that_never_ends_is_contained_as_a_timeout(verdicts):
+    v = verdicts["compile_hangs"]
+    assert v.status == "timeout"
+    assert "after all 2 tests passed" in v.message and "compiled for sm_90" in v.message
+
+
+def test_targets_come_from_the_config_and_the_task_and_can_be_turned_off(tmp_path):
+    task = tmp_path / "hmm"
+    task.mkdir()
+    for name in ("reference.py", "task.yml"):
+        (task / name).write_text((CANDIDATES / "hmm_task" / name).read_text())
+    with open(task / "task.yml", "a") as f:
+        f.write("gpu_compile_targets: [sm_100]\n")
+    loaded = load_task(task)
+    assert loaded.gpu_compile_targets == ["sm_100"]
+    cfg = EvalConfig(device="cpu", timeout_s=240, time_budget_s=0.1)
+    v = evaluate(loaded, CANDIDATES / "gpu_dot_k16.py", cfg)
+    assert v.status == "ok", v.message
+    assert sorted(e["target"] for e in v.gpu_compile) == ["sm_100", "sm_90"]
+    off = evaluate(loaded, CANDIDATES / "gpu_dot_k16.py", EvalConfig(device="cpu", gpu_compile_targets=()))
+    assert off.status == "ok" and off.gpu_compile == []
+
+
+def test_kernels_run_under_the_interpreter_when_the_caller_never_set_it():
+    """The fork server may load Triton without TRITON_INTERPRET (a user running `kerneldisc eval`
+    by hand): Triton's own @jit library functions (tl.zeros) must still run in the harness."""
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    done = subprocess.run(
+        [sys.executable, "-m", "kerneldisc", "eval", str(CANDIDATES / "hmm_task"),
+         str(CANDIDATES / "gpu_dot_k16.py"), "--json", "--device", "cpu"],
+        capture_output=True, text=True, env=env, cwd=REPO, timeout=600,
+    )  # fmt: skip
+    verdict = json.loads(done.stdout)
+    assert verdict["status"] == "ok", verdict["message"]
+
+
+def test_bad_targets_are_named():
+    assert parse_target("sm_90") == 90 and parse_target("sm_100a") == 100
+    with pytest.raises(ConfigError, match="sm_NN"):
+        EvalConfig(gpu_compile_targets=("hopper",))
+
+
+def test_a_bad_task_target_is_a_task_error(tmp_path):
+    task = tmp_path / "t"
+    task.mkdir()
+    (task / "reference.py").write_text((CANDIDATES / "hmm_task" / "reference.py").read_text())
+    (task / "task.yml").write_text((CANDIDATES / "hmm_task" / "task.yml").read_text() + "gpu_compile_targets: [h100]\n")
+    with pytest.raises(TaskError, match="gpu_compile_targets"):
+        load_task(task)
+
+
+def test_a_launch_is_specialised_as_triton_would_type_it():
+    def kernel(a_ptr, out_ptr, n, scale, flag, BLOCK: "tl.constexpr", ACT=None):  # noqa: N803
+        pass
+
+    a = torch.zeros(4, dtype=torch.bfloat16)
+    spec = specialisation(kernel, (a, a.float(), 1 << 40, 0.5, True), {"BLOCK": 128, "num_warps": 8})
+    assert spec["signature"] == {"a_ptr": "*bf16", "out_ptr": "*fp32", "n": "i64", "scale": "fp32",
+                                 "flag": "i1", "BLOCK": "constexpr", "ACT": "constexpr"}  # fmt: skip
+    assert spec["constexprs"] == {"BLOCK": 128, "ACT": None} and spec["options"] == {"num_warps": 8}
+
+
+def test_ptxas_figures_are_read_from_its_log():
+    log = (
+        "ptxas info    : Function properties for k\n"
+        "    4968 bytes stack frame, 8420 bytes spill stores, 8292 bytes spill loads\n"
+        "ptxas info    : Used 32 registers, used 0 barriers, 4968 bytes cumulative stack size\n"
+    )
+    assert ptxas_figures(log) == {"registers": 32, "stack_bytes": 4968, "spill_stores": 8420, "spill_loads": 8292}
+    assert ptxas_figures("") == {"registers": None, "stack_bytes": None, "spill_stores": None, "spill_loads": None}
