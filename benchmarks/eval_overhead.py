@@ -7,7 +7,10 @@ machine, measured side by side in one run:
   reference timed once before, the fork server already running, each candidate still in a fresh
   process of its own): target at most 1x `import torch`;
 - the handshake: what one timed call of a kernel that does nothing is charged (the harness's
-  CPU time from the judge's SIGCONT to its SIGSTOP), and what the judge spends around it.
+  CPU time from the judge's SIGCONT to its SIGSTOP), and what the judge spends around it;
+- the GPU compile check (gpu_compile.py): one evaluation of the task's starting submission (a
+  Triton kernel, through the interpreter) with its kernels compiled for sm_90 and without,
+  alternately: target, the compile adds at most 30 % to the evaluation.
 
     .venv/bin/python benchmarks/eval_overhead.py [--task vectoradd] [--repeats 5] [--json]
 
@@ -33,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 TRIVIAL = "import torch\n\n\ndef custom_kernel(data):\n    a, b = data\n    return torch.add(a, b)\n"
 TARGET_CLI = 3.0
 TARGET_BATCH = 1.0
+TARGET_COMPILE = 0.30
 BATCH = 20
 
 
@@ -59,6 +63,29 @@ def batch_seconds(task_name: str) -> float:
         if verdict.status != "ok":
             raise SystemExit(f"the trivial candidate did not pass on {task_name}: {verdict.message}")
     return (time.perf_counter() - start) / BATCH
+
+
+def compile_overhead(task_name: str, repeats: int) -> dict[str, float]:
+    """Median seconds of one evaluation of the task's starting submission with its Triton kernels
+    compiled for sm_90 and without, run alternately through the API (reference given)."""
+    from kerneldisc.evaluate import EvalConfig, evaluate, measure_reference
+    from kerneldisc.task import load_task
+
+    task = load_task(task_name)
+    source = task.submission_path.read_text()
+    reference = measure_reference(task, EvalConfig(device="cpu"))
+    times: dict[str, list[float]] = {"with": [], "without": []}
+    for i in range(repeats):
+        for label, targets in (("with", ("sm_90",)), ("without", ())):
+            start = time.perf_counter()
+            verdict = evaluate(task, source + f"# {label} {i}\n", EvalConfig(device="cpu", gpu_compile_targets=targets),
+                               reference=reference)  # fmt: skip
+            times[label].append(time.perf_counter() - start)
+            if verdict.status != "ok" or bool(verdict.gpu_compile) != (label == "with"):
+                raise SystemExit(f"the submission of {task_name} did not pass as expected: {verdict.message}")
+    with_s, without_s = statistics.median(times["with"]), statistics.median(times["without"])
+    return {"eval_submission_s": without_s, "eval_submission_compiled_s": with_s,
+            "compile_fraction": (with_s - without_s) / without_s}  # fmt: skip
 
 
 def handshake_us(calls: int = 400) -> dict[str, float]:
@@ -135,10 +162,12 @@ def main() -> int:
         "eval_in_batch_s": statistics.median(batches),
         "batch": BATCH,
         **handshake_us(),
+        **compile_overhead(args.task, args.repeats),
     }
     result["cli_ratio"] = result["eval_cli_s"] / result["import_torch_s"]
     result["batch_ratio"] = result["eval_in_batch_s"] / result["import_torch_s"]
     result["target_cli_ratio"], result["target_batch_ratio"] = TARGET_CLI, TARGET_BATCH
+    result["target_compile_fraction"] = TARGET_COMPILE
     if args.json:
         print(json.dumps(result))
         return 0
@@ -152,10 +181,17 @@ def main() -> int:
           f"{result['batch_ratio']:.2f}x ({word(result['batch_ratio'], TARGET_BATCH)} the {TARGET_BATCH:.0f}x target)")  # fmt: skip
     print(f"handshake per timed call: {result['charged_us']:.1f} µs charged (harness CPU, SIGCONT to SIGSTOP), "
           f"{result['judge_us']:.1f} µs of the judge's wall time")  # fmt: skip
+    fraction = result["compile_fraction"]
+    print(f"starting submission, one evaluation: {result['eval_submission_s']:.2f} s; with its kernels compiled "
+          f"for sm_90: {result['eval_submission_compiled_s']:.2f} s = +{fraction:.0%} "
+          f"({word(fraction, TARGET_COMPILE)} the {TARGET_COMPILE:.0%} target)")  # fmt: skip
     return 0
 
 
 if __name__ == "__main__":
+    if "--compile-only" in sys.argv:
+        print(json.dumps(compile_overhead(sys.argv[sys.argv.index("--task") + 1], 3)))
+        raise SystemExit(0)
     if "--batch-only" in sys.argv:
         task = sys.argv[sys.argv.index("--task") + 1] if "--task" in sys.argv else "vectoradd"
         print(batch_seconds(task))

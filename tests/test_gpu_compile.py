@@ -113,7 +113,9 @@ def test_a_bad_task_target_is_a_task_error(tmp_path):
     task = tmp_path / "t"
     task.mkdir()
     (task / "reference.py").write_text((CANDIDATES / "hmm_task" / "reference.py").read_text())
-    (task / "task.yml").write_text((CANDIDATES / "hmm_task" / "task.yml").read_text() + "gpu_compile_targets: [h100]\n")
+    (task / "task.yml").write_text(
+        (CANDIDATES / "hmm_task" / "task.yml").read_text() + "gpu_compile_targets: [h100]\n"
+    )
     with pytest.raises(TaskError, match="gpu_compile_targets"):
         load_task(task)
 
@@ -135,5 +137,15 @@ def test_ptxas_figures_are_read_from_its_log():
         "    4968 bytes stack frame, 8420 bytes spill stores, 8292 bytes spill loads\n"
         "ptxas info    : Used 32 registers, used 0 barriers, 4968 bytes cumulative stack size\n"
     )
-    assert ptxas_figures(log) == {"registers": 32, "stack_bytes": 4968, "spill_stores": 8420, "spill_loads": 8292}
-    assert ptxas_figures("") == {"registers": None, "stack_bytes": None, "spill_stores": None, "spill_loads": None}
+    assert ptxas_figures(log) == {
+        "registers": 32,
+        "stack_bytes": 4968,
+        "spill_stores": 8420,
+        "spill_loads": 8292,
+    }
+    assert ptxas_figures("") == {
+        "registers": None,
+        "stack_bytes": None,
+        "spill_stores": None,
+        "spill_loads": None,
+    }

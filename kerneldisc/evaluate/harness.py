@@ -56,6 +56,11 @@ class HarnessSpec:
     keep_read: bool = True
     # A cgroup counts this process's CPU time exactly, reaped children included.
     exact_cpu: bool = False
+    # On the CPU: record the candidate's Triton launches and keep a helper to compile them for a
+    # GPU target (gpu_compile.py); off when the evaluation has no targets.
+    gpu_compile: bool = False
+    # The reference's own code uses Triton (then its harness, too, needs Triton's interpreter mode).
+    reference_uses_triton: bool = False
     # How the entry point is found: for the candidate, from its module (custom_kernel, or a
     # KernelBench ModelNew wrapper); for the reference, the reference function itself.
     entry: Callable[..., Any] | None = None
@@ -139,13 +144,18 @@ def _serve(spec: HarnessSpec, link: _Link) -> None:
     tripwire.watch(_Link, "recv", "send")
     tripwire.watch(sys.modules[__name__], "describe", "_serve", "classify", "_describe")
     if spec.device == "cpu":
-        _triton_for_the_interpreter()
-        _autotune_first_config()
-        if spec.role == "candidate":
-            global _LAUNCHES
-            from kerneldisc.evaluate.gpu_compile import Launches, install_recorder
+        if spec.role == "candidate" and spec.gpu_compile:
+            global _LAUNCHES, _HELPER
+            from kerneldisc.evaluate.gpu_compile import Helper, Launches
 
+            _HELPER = Helper()  # before Triton is switched to its interpreter (gpu_compile.py)
             _LAUNCHES = Launches()
+        if spec.role == "candidate" or spec.reference_uses_triton:
+            _triton_for_the_interpreter()
+        _autotune_first_config()
+        if _LAUNCHES is not None:
+            from kerneldisc.evaluate.gpu_compile import install_recorder
+
             install_recorder(_LAUNCHES)
     module = None
     try:
@@ -343,6 +353,7 @@ def classify(exc: BaseException) -> str:
 
 _interpreted = [0]  # Triton kernels made for the interpreter (a label for the verdict, no more)
 _LAUNCHES = None  # the candidate's interpreted launches (gpu_compile.Launches), on the CPU
+_HELPER = None  # the child that compiles them for GPU targets (gpu_compile.Helper)
 
 
 def _gpu_compile(spec: HarnessSpec, module: Any, command: dict[str, Any]) -> dict[str, Any]:
@@ -354,11 +365,13 @@ def _gpu_compile(spec: HarnessSpec, module: Any, command: dict[str, Any]) -> dic
         return {"ok": True, "gpu_compile": []}
     if spec.device.startswith("cuda"):
         return {"ok": True, "gpu_compile": gpu_compile.compiled_on_gpu(module)}
-    if _LAUNCHES is None or not _LAUNCHES.seen:
+    if _LAUNCHES is None or _HELPER is None:
         return {"ok": True, "gpu_compile": []}
     targets = [int(t) for t in command.get("targets", [])]
-    results = gpu_compile.compile_pending(_LAUNCHES, spec.candidate_source, spec.candidate_path, targets)
-    return {"ok": True, "gpu_compile": results}
+    return {
+        "ok": True,
+        "gpu_compile": _HELPER.compile(_LAUNCHES, spec.candidate_source, spec.candidate_path, targets),
+    }
 
 
 def _triton_for_the_interpreter() -> None:

@@ -333,6 +333,8 @@ class Judge:
             role=role, device=self.device, core=self.core, limits=limits, work_dir=work, env=env,
             candidate_path=os.path.join(work, "candidate.py") if source is not None else None,
             candidate_source=source, uid=uid, keep_read=self.keep_read, exact_cpu=group is not None,
+            gpu_compile=role == "candidate" and bool(self._gpu_targets()),
+            reference_uses_triton="triton" in (getattr(self.task, "reference_source", "") or ""),
             entry=self.problem.ref_kernel if role == "reference" else self.problem.candidate_entry,
         )  # fmt: skip
         budget = float(self.request["config"]["timeout_s"])

@@ -124,17 +124,31 @@ def _preload() -> None:
     is imported later from files a candidate could have changed meanwhile."""
     import importlib
 
-    for name in (
-        "kerneldisc.evaluate.judge", "kerneldisc.evaluate.harness", "kerneldisc.evaluate.controller",
-        "kerneldisc.evaluate.arena", "kerneldisc.evaluate.memread", "kerneldisc.evaluate.check",
-        "kerneldisc.evaluate.problem", "kerneldisc.evaluate.protocol", "kerneldisc.evaluate.verdict",
-        "kerneldisc.evaluate.device", "kerneldisc.evaluate.seccomp", "kerneldisc.evaluate.tripwire",
-        "kerneldisc.evaluate.link", "kerneldisc.evaluate.cuda_ipc", "kerneldisc.evaluate.uids", "kerneldisc.evaluate.cgroups", "kerneldisc.kernelbench",
-        "kerneldisc.task", "kerneldisc.errors", "torch.nn.functional", "torch.utils._device",
-        "torch.utils._python_dispatch", "torch.overrides", "triton", "triton.language",
-        "triton.runtime.autotuner", "numpy",
-    ):  # fmt: skip
+    # Triton is loaded to compile (a GPU harness runs it so; a CPU harness switches to the
+    # interpreter, see harness._triton_for_the_interpreter), and its GPU backend warmed once.
+    saved = os.environ.pop("TRITON_INTERPRET", None)
+    try:
+        for name in (
+            "kerneldisc.evaluate.judge", "kerneldisc.evaluate.harness", "kerneldisc.evaluate.controller",
+            "kerneldisc.evaluate.arena", "kerneldisc.evaluate.memread", "kerneldisc.evaluate.check",
+            "kerneldisc.evaluate.problem", "kerneldisc.evaluate.protocol", "kerneldisc.evaluate.verdict",
+            "kerneldisc.evaluate.device", "kerneldisc.evaluate.seccomp", "kerneldisc.evaluate.tripwire",
+            "kerneldisc.evaluate.link", "kerneldisc.evaluate.cuda_ipc", "kerneldisc.evaluate.uids", "kerneldisc.evaluate.cgroups", "kerneldisc.kernelbench",
+            "kerneldisc.evaluate.gpu_compile",
+            "kerneldisc.task", "kerneldisc.errors", "torch.nn.functional", "torch.utils._device",
+            "torch.utils._python_dispatch", "torch.overrides", "triton", "triton.language",
+            "triton.runtime.autotuner", "numpy",
+        ):  # fmt: skip
+            try:
+                importlib.import_module(name)
+            except ImportError:
+                continue
         try:
-            importlib.import_module(name)
-        except ImportError:
-            continue
+            from kerneldisc.evaluate.gpu_compile import warm
+
+            warm()
+        except Exception:  # noqa: BLE001,S110 - no GPU backend here: each compile then starts cold
+            pass
+    finally:
+        if saved is not None:
+            os.environ["TRITON_INTERPRET"] = saved

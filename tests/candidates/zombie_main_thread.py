@@ -11,7 +11,9 @@ import types
 import torch
 
 H = sys.modules["kerneldisc.evaluate.harness"]
-_spec = types.SimpleNamespace(role="reference", device="cpu", entry=lambda data: data[0] @ data[1])
+_spec = types.SimpleNamespace(
+    role="reference", device="cpu", reference_uses_triton=False, entry=lambda data: data[0] @ data[1]
+)
 
 
 def _serve():
