@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import triton.language as tl
 
 from kerneldisc.errors import ConfigError, TaskError
 from kerneldisc.evaluate import EvalConfig, Verdict, evaluate
@@ -121,7 +122,7 @@ def test_a_bad_task_target_is_a_task_error(tmp_path):
 
 
 def test_a_launch_is_specialised_as_triton_would_type_it():
-    def kernel(a_ptr, out_ptr, n, scale, flag, BLOCK: "tl.constexpr", ACT=None):  # noqa: N803
+    def kernel(a_ptr, out_ptr, n, scale, flag, BLOCK: tl.constexpr, ACT=None):  # noqa: N803
         pass
 
     a = torch.zeros(4, dtype=torch.bfloat16)
