@@ -55,7 +55,8 @@ def test_shipped_suites_name_existing_tasks_and_candidates():
         (e.settings["steps"], e.settings["groups"], e.settings["group_size"]) for e in ablation.entries
     }
     assert len(budgets) == 1, "training on and off must get the same sample budget"
-    assert sorted(e.settings["train"] for e in ablation.entries) == [False, True]
+    arms = sorted((e.settings["seed"], e.settings["train"]) for e in ablation.entries)
+    assert arms == [(0, False), (0, True), (1, False), (1, True)], "each seed runs both arms"
 
 
 def test_kernelbench_suite_needs_a_checkout_path(tmp_path, monkeypatch):

@@ -312,3 +312,31 @@ def test_gpu_compile_figures_stand_beside_each_kernel(bench_dir, report_dir):
     submission = verdicts[verdicts["candidate"] == "@submission"]
     assert "add_kernel sm_90" in submission["gpu_compile"].iloc[0]
     assert "Compiled for a GPU by the evaluator: add_kernel sm_90" in (report_dir / "report.md").read_text()
+
+
+def test_training_on_and_off_are_compared_with_their_spread_over_seeds(tmp_path):
+    """A suite's runs with training on and off: per arm the runs, the correct fraction (all steps
+    and the second half) and the best kernel over the starting submission, mean, min and max."""
+    from kerneldisc.report.sources import RunData
+    from kerneldisc.report.tables import training_comparison_table
+
+    def run(train: bool, statuses: list[list[str]], best: float) -> RunData:
+        rows = [{"step": 0, "status": "ok"}] + [
+            {"step": step, "status": status} for step, line in enumerate(statuses, 1) for status in line
+        ]
+        summary = {"task": "vectoradd", "train": train, "start_runtime_us": 1000.0, "best_runtime_us": best}
+        return RunData(tmp_path, summary, pd.DataFrame(rows), pd.DataFrame(), None, None)
+
+    runs = [
+        run(True, [["ok", "crash"], ["ok", "ok"]], 100.0),  # 3/4 correct, 2/2 late, 10x
+        run(True, [["crash", "crash"], ["ok", "crash"]], 500.0),  # 1/4, 1/2, 2x
+        run(False, [["crash", "crash"], ["crash", "ok"]], 250.0),  # 1/4, 1/2, 4x
+    ]
+    table = training_comparison_table(runs).set_index("training")
+    assert table.loc["on", "runs"] == 2 and table.loc["off", "runs"] == 1
+    assert table.loc["on", "correct_mean"] == pytest.approx(0.5)
+    assert (table.loc["on", "correct_min"], table.loc["on", "correct_max"]) == (0.25, 0.75)
+    assert table.loc["on", "correct_second_half_mean"] == pytest.approx(0.75)
+    assert (table.loc["on", "best_over_start_min"], table.loc["on", "best_over_start_max"]) == (2.0, 10.0)
+    assert table.loc["off", "best_over_start_mean"] == pytest.approx(4.0)
+    assert training_comparison_table(runs[:2]).empty  # one arm only: nothing to compare

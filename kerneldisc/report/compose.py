@@ -221,6 +221,14 @@ def _bench_section(bench: BenchData, name: str, out_dir: Path) -> Section:
     if len(bench.runs) > 1:
         caption = "discovery runs side by side (candidates: sampled after the starting state)"
         section.blocks.append(Table(f"bench_{_slug(name)}_runs", tables.runs_table(bench.runs), caption))
+        comparison = tables.training_comparison_table(bench.runs)
+        if not comparison.empty:
+            caption = (
+                "training on against off at an equal sample budget, over the runs (seeds) of each arm: "
+                "correct fraction of sampled candidates (all steps, and the second half of the steps) "
+                "and the best kernel's speedup over the starting submission, mean with min and max"
+            )
+            section.blocks.append(Table(f"bench_{_slug(name)}_training", comparison, caption))
     names = _unique_names([r.path.parent for r in bench.runs])
     for run, run_name in zip(bench.runs, names, strict=True):
         section.subsections.append(_run_section(run, f"{name}-{run_name}", out_dir))

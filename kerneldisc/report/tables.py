@@ -80,6 +80,53 @@ def run_summary_table(run: RunData) -> pd.DataFrame:
     return pd.DataFrame(fields, columns=["field", "value"])
 
 
+def training_comparison_table(runs: list[RunData]) -> pd.DataFrame:
+    """Training on against off (best-of-N) across the runs of a suite: per task and arm, the runs
+    (seeds), the correct fraction of sampled candidates and the best speedup over the starting
+    submission, each as mean with min and max. Empty unless both arms are present."""
+    rows = []
+    for run in runs:
+        history = run.history
+        sampled = history[history["step"] > 0] if "step" in history.columns else history.iloc[0:0]
+        correct = float((sampled["status"] == "ok").mean()) if len(sampled) else math.nan
+        half = _second_half_correct(run)
+        start, best = run.summary.get("start_runtime_us"), run.summary.get("best_runtime_us")
+        over_start = (
+            start / best
+            if isinstance(start, (int, float)) and isinstance(best, (int, float)) and best > 0
+            else math.nan
+        )
+        rows.append({"task": run.summary.get("task"), "training": "on" if run.summary.get("train") else "off",
+                     "correct": correct, "correct_second_half": half, "best_over_start": over_start})  # fmt: skip
+    frame = pd.DataFrame(
+        rows, columns=["task", "training", "correct", "correct_second_half", "best_over_start"]
+    )
+    if frame.empty or set(frame["training"]) != {"on", "off"}:
+        return pd.DataFrame()
+    out = []
+    for (task, arm), group in frame.groupby(["task", "training"], sort=True):
+        row: dict[str, Any] = {"task": task, "training": arm, "runs": len(group)}
+        for column in ("correct", "correct_second_half", "best_over_start"):
+            values = group[column].dropna()
+            row[f"{column}_mean"] = values.mean() if len(values) else math.nan
+            row[f"{column}_min"] = values.min() if len(values) else math.nan
+            row[f"{column}_max"] = values.max() if len(values) else math.nan
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def _second_half_correct(run: RunData) -> float:
+    """The correct fraction of the candidates sampled in the second half of the run's steps."""
+    history = run.history
+    if history.empty or "step" not in history.columns:
+        return math.nan
+    steps = sorted(s for s in history["step"].unique() if s > 0)
+    if not steps:
+        return math.nan
+    late = history[history["step"].isin(steps[len(steps) // 2 :])]
+    return float((late["status"] == "ok").mean()) if len(late) else math.nan
+
+
 def runs_table(runs: list[RunData]) -> pd.DataFrame:
     """Discovery runs side by side (e.g. training on against best-of-N at the same budget)."""
     rows = [
