@@ -28,13 +28,17 @@ CASES = {
     "gpu_dot_k16": "hmm_task",  # the same with K = 16: compiles
     "gpu_shared_overflow": "mm_task",  # a 9-stage pipeline of float32 tiles: 256 KiB of shared memory
     "compile_hangs": "add_task",  # its module never finishes when imported with the interpreter off
+    "compile_side_effects": "add_task",  # signals, a file, an exit while its kernels are compiled
 }
+MARK = Path("/tmp/kerneldisc-compile-mark")
 
 
 @pytest.fixture(scope="module")
 def verdicts() -> dict[str, Verdict]:
+    MARK.unlink(missing_ok=True)
+
     def one(name: str) -> tuple[str, Verdict]:
-        timeout = 40 if name == "compile_hangs" else 240
+        timeout = 60 if name == "compile_hangs" else 240
         cfg = EvalConfig(device="cpu", timeout_s=timeout, time_budget_s=0.1)
         return name, evaluate(load_task(CANDIDATES / CASES[name]), CANDIDATES / f"{name}.py", cfg)
 
@@ -72,6 +76,15 @@ def test_a_compile_that_never_ends_is_contained_as_a_timeout(verdicts):
     v = verdicts["compile_hangs"]
     assert v.status == "timeout"
     assert "after all 2 tests passed" in v.message and "compiled for sm_90" in v.message
+
+
+def test_hostile_compile_time_code_ends_as_a_verdict_and_leaves_nothing(verdicts):
+    v = verdicts["compile_side_effects"]
+    # it may kill its own harness (its parent, of its own user): a crash; never the judge
+    assert v.status in ("compile_error", "crash") and v.speedup is None and not v.correct, v.message
+    assert all(t.passed for t in v.tests)
+    if os.geteuid() == 0:  # it ran as a user of its own, whose files are removed afterwards
+        assert not MARK.exists()
 
 
 def test_targets_come_from_the_config_and_the_task_and_can_be_turned_off(tmp_path):
