@@ -9,7 +9,7 @@ its config.yml, so a resume uses the same ones). The rules, and why, are in docs
   `4e-5 * sqrt(120e9 / parameters)`, between 4e-5 and 1e-3 (the embedded model: 1e-3, where it
   was measured to learn; 7B: 1.7e-4);
 - new tokens per reply: what the model's context leaves after the prompt, at most the published
-  26 000 on a GPU, 512 on a CPU, 192 for the compact style (a short module, whose reply ends at
+  26 000 on a GPU, 512 on a CPU, 128 for the compact style (a short module, whose reply ends at
   its closing fence).
 """
 
@@ -22,7 +22,7 @@ from pathlib import Path
 
 PUBLISHED_LR, PUBLISHED_PARAMETERS = 4e-5, 120e9
 MAX_LR = 1e-3
-NEW_TOKENS_CAP = {"cuda": 26_000, "cpu": 512, "compact": 192}
+NEW_TOKENS_CAP = {"cuda": 26_000, "cpu": 512, "compact": 128}
 
 
 def is_embedded(model: str | None) -> bool:
