@@ -59,6 +59,8 @@ def test_correct_candidate_on_gpu_is_timed_with_device_facts(task):
     facts = v.device_facts
     assert facts["name"] and facts["device"].startswith("cuda")
     assert "driver" in facts or facts.get("nvml") == "unavailable"
+    # what Triton really compiled for this card: registers, spills, shared memory per kernel
+    assert v.gpu_compile and all(e["ok"] and e["registers"] > 0 for e in v.gpu_compile), v.gpu_compile
 
 
 @pytest.mark.gpu
