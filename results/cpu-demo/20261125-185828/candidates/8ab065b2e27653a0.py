@@ -1,1 +1,0 @@
-loginmark.ngram_sum(10)
