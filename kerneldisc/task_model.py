@@ -38,6 +38,9 @@ class Task:
     # False when task.yml gives no tolerances: a reference's check_implementation then decides
     # correctness alone (GPU MODE's checkers hold their own, often looser, tolerances).
     tolerances_given: bool = True
+    # Per output dtype (torch's name without "torch."): atol = rtol for tensors of that dtype,
+    # rtol/atol above for the rest. KernelBench files use its per-precision tolerances.
+    tolerance_by_dtype: dict[str, float] = field(default_factory=dict)
     cpu_tests: list[dict[str, Any]] = field(default_factory=list)
     cpu_benchmarks: list[dict[str, Any]] = field(default_factory=list)
     flops: str | None = None  # Python expression over the spec's keys

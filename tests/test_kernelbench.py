@@ -35,7 +35,9 @@ def test_a_kernelbench_file_loads_as_a_task():
     assert task.kind == "kernelbench" and task.name == "linear_relu"
     assert task.tests == [{"seed": s} for s in TEST_SEEDS] and len(task.tests) == 2
     assert task.benchmarks and all("seed" in s for s in task.benchmarks)
-    assert (task.ranking_by, task.rtol, task.atol) == ("mean", 1e-2, 1e-2)
+    # KernelBench's current tolerances: 1e-4 for float32 outputs, 1e-2 for 16-bit ones
+    assert (task.ranking_by, task.rtol, task.atol) == ("mean", 1e-4, 1e-4)
+    assert task.tolerance_by_dtype == {"float64": 1e-4, "float32": 1e-4, "float16": 1e-2, "bfloat16": 1e-2}
     assert task.reference_source == PROBLEM.read_text()
 
 
@@ -120,3 +122,28 @@ def test_the_evaluator_gets_all_three_parts_from_the_task():
     generate_input, ref_kernel, wrap = kernelbench_problem_parts(load_kernelbench_task(PROBLEM))
     data = generate_input(seed=7)
     assert torch.equal(wrap(import_fixture("linear_relu_new_correct"))(data), ref_kernel(data))
+
+
+def test_each_output_is_checked_at_its_precisions_tolerance():
+    from kerneldisc.evaluate.check import compare
+
+    by_dtype = load_kernelbench_task(PROBLEM).tolerance_by_dtype
+    ref = torch.full((4,), 10.0)
+    off = ref * (1 + 3e-3)  # three parts in a thousand: a 16-bit result, not a float32 one
+    assert "rtol=0.0001" in compare(off, ref, 1e-4, 1e-4, by_dtype=by_dtype)
+    assert compare(off.bfloat16(), ref.bfloat16(), 1e-4, 1e-4, by_dtype=by_dtype) is None
+    both = compare((off, off.half()), (ref, ref.half()), 1e-4, 1e-4, by_dtype=by_dtype)
+    assert both.startswith("output[0]")  # the float32 leaf fails, the float16 one passes
+
+
+@pytest.mark.slow
+def test_a_float32_kernel_off_by_a_dropped_element_is_incorrect_and_a_16_bit_one_is_judged_at_1e_2():
+    from kerneldisc.evaluate import EvalConfig, evaluate
+
+    cfg = EvalConfig(device="cpu", timeout_s=120, time_budget_s=0.1)
+    fp32 = load_task(FIXTURES / "kb_sum_problem.py")
+    wrong = evaluate(fp32, FIXTURES / "kb_sum_drops_one.py", cfg)
+    assert wrong.status == "incorrect" and "rtol=0.0001" in wrong.message, wrong.message
+    assert evaluate(fp32, FIXTURES / "kb_sum_honest.py", cfg).status == "ok"
+    bf16 = evaluate(load_task(FIXTURES / "kb_sum_bf16_problem.py"), FIXTURES / "kb_sum_honest.py", cfg)
+    assert bf16.status == "ok", bf16.message

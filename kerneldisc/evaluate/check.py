@@ -149,14 +149,27 @@ def structure_problem(out: Any, ref: Any, path: str = "output") -> str | None:
     return None
 
 
-def compare(out: Any, ref: Any, rtol: float, atol: float, path: str = "output") -> str | None:
-    """None when `out` matches `ref` within tolerance, else the first reason it does not."""
-    return structure_problem(out, ref, path) or _values_problem(out, ref, rtol, atol, path)
+def compare(
+    out: Any,
+    ref: Any,
+    rtol: float,
+    atol: float,
+    path: str = "output",
+    by_dtype: dict[str, float] | None = None,
+) -> str | None:
+    """None when `out` matches `ref` within tolerance, else the first reason it does not.
+    `by_dtype` gives atol = rtol per reference tensor dtype (e.g. {"float32": 1e-4})."""
+    return structure_problem(out, ref, path) or _values_problem(out, ref, rtol, atol, path, by_dtype or {})
 
 
-def _values_problem(out: Any, ref: Any, rtol: float, atol: float, path: str) -> str | None:
+def _values_problem(
+    out: Any, ref: Any, rtol: float, atol: float, path: str, by_dtype: dict[str, float]
+) -> str | None:
     """The first value beyond tolerance, in two structures already known to match."""
     if isinstance(ref, torch.Tensor):
+        tol = by_dtype.get(str(ref.dtype).removeprefix("torch."))
+        if tol is not None:
+            rtol = atol = tol
         o, r = out.detach().to(ref.device), ref.detach()
         if o.is_floating_point() or o.is_complex():
             bad = ~torch.isfinite(o) & torch.isfinite(r)
@@ -182,13 +195,13 @@ def _values_problem(out: Any, ref: Any, rtol: float, atol: float, path: str) -> 
         return None
     if isinstance(ref, (tuple, list)):
         for i, (o, r) in enumerate(zip(out, ref, strict=True)):
-            problem = _values_problem(o, r, rtol, atol, f"{path}[{i}]")
+            problem = _values_problem(o, r, rtol, atol, f"{path}[{i}]", by_dtype)
             if problem:
                 return problem
         return None
     if isinstance(ref, dict):
         for k in ref:
-            problem = _values_problem(out[k], ref[k], rtol, atol, f"{path}[{k!r}]")
+            problem = _values_problem(out[k], ref[k], rtol, atol, f"{path}[{k!r}]", by_dtype)
             if problem:
                 return problem
         return None

@@ -576,7 +576,8 @@ class Judge:
         try:
             problem = None
             if checker is None or getattr(self.task, "tolerances_given", True):
-                problem = check.compare(out, expected["output"], self.task.rtol, self.task.atol)
+                problem = check.compare(out, expected["output"], self.task.rtol, self.task.atol,
+                                        by_dtype=getattr(self.task, "tolerance_by_dtype", None))  # fmt: skip
             if problem is None and checker is not None:
                 problem = _run_checker(checker, check.snapshot(data), out)
         except (ImportError, NameError) as exc:  # the checker cannot run at all: the task's fault
