@@ -209,13 +209,29 @@ class Viewer:
             shape, stride = tuple(meta["shape"]), tuple(meta["stride"])
             self.parts.append((typed[meta["dtype"]], shape, stride, offset // size, nbytes, dtype))
 
-    def __call__(self) -> Any:
-        tensors = [
+        # Leaves the reference itself writes (an output buffer the task hands over, a cache it
+        # updates in place): the region is read-only, so these are private copies, made per call
+        # once the call's values are in (see Session.call).
+        self.writable = [
+            i for i in layout.get("writable") or [] if isinstance(i, int) and 0 <= i < len(self.parts)
+        ]
+
+    def views(self) -> list[torch.Tensor]:
+        return [
             whole.as_strided(shape, stride, first)
             if nbytes
             else torch.empty(shape, dtype=dtype, device=whole.device)
             for whole, shape, stride, first, nbytes, dtype in self.parts
         ]
+
+    def __call__(self) -> Any:
+        return rebuild(self.tree, self.views())
+
+    def with_copies(self, views: list[torch.Tensor]) -> Any:
+        """The inputs with each writable leaf a private, writable copy of its current values."""
+        tensors = list(views)
+        for i in self.writable:
+            tensors[i] = tensors[i].clone()
         return rebuild(self.tree, tensors)
 
 

@@ -256,10 +256,13 @@ class Session:
         """One call: views of the arena, "prepared", then (once the judge has written this call's
         inputs and sent one byte) the kernel and where its output lives."""
         self.last_output = None
-        data = self.viewer()
+        views = self.viewer.views() if self.viewer.writable else None
+        data = self.viewer() if views is None else None
         link.send({"event": "prepared"})
         if os.read(CMD_FD, 1) != b"g":  # the judge is gone
             raise SystemExit(0)
+        if views is not None:  # output buffers handed over in the inputs: copied now, charged
+            data = self.viewer.with_copies(views)
         if self.device.startswith("cuda"):
             from kerneldisc.evaluate.cuda_ipc import timed_call
 

@@ -295,6 +295,9 @@ class Judge:
         )
         self.interpreted = False
         self._compiling: list[str] = []  # targets being compiled for (named if time runs out)
+        # Input leaves the reference writes into (GPU MODE's output buffers, caches updated in
+        # place): the harnesses get private writable copies of them (see _probe_writable).
+        self._writable: list[int] = []
         self.groups: list[HarnessGroup] = []
         self.keep_read = bool(self.uids) and not _installation_readable(task)
 
@@ -359,6 +362,8 @@ class Judge:
             self.arena = CudaArena(self.device)
             self.reader = OutputReader(self.device)
         facts = gpu_facts(self.device) if self.gpu else cpu_facts()
+        if not self.gpu:
+            self._writable = self._probe_writable()
         if self.candidate is None:
             return {"reference": self.reference_timing(facts)}
         return {"verdict": self.verdict(request.get("reference"), facts)}
@@ -480,6 +485,8 @@ class Judge:
         import json
 
         layout, spans = self.arena.layout(data)
+        if self._writable and not self.gpu:
+            layout["writable"] = self._writable
         text = json.dumps(layout, sort_keys=True)
         if self._layouts.get(proc.pid) != text:
             proc.send({"op": "layout", "layout": layout})
@@ -530,6 +537,23 @@ class Judge:
         count = message.get("triton_kernels")
         if self.device == "cpu" and isinstance(count, int) and count > 0:
             self.interpreted = True
+
+    def _probe_writable(self) -> list[int]:
+        """Which input leaves the reference writes into, found by running it once here on the
+        first test's inputs (fresh values, never used for a verdict). On the CPU the inputs are
+        mapped read-only in the harnesses; these leaves become private writable copies there, for
+        the reference and the candidate alike: a task that hands its kernel an output buffer
+        inside `data` (GPU MODE's convention) is then served as its authors intend, while writing
+        into any other input still faults."""
+        import kerneldisc.evaluate.check as check
+        from kerneldisc.evaluate.problem import salted_seed
+
+        specs = self.tests or self.benchmarks
+        if not specs:
+            return []
+        data = self._make_input(specs[0], salted_seed(self.salt, specs[0], "probe", 0, 0))
+        mutates = self._expected(data)["mutates"]
+        return [i for i, (path, _) in enumerate(check.tensors(data, "input")) if path in mutates]
 
     def _make_input(self, spec: dict[str, Any], seed: int) -> Any:
         """The task's inputs for one call, made here with the task's own generator."""
