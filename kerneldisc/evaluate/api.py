@@ -26,6 +26,7 @@ from kerneldisc.evaluate.integrity import PACKAGE_ROOT, package_guard, purge_byt
 from kerneldisc.evaluate.problem import task_to_dict
 from kerneldisc.evaluate.sandbox import ChildDied, ChildTimeout
 from kerneldisc.evaluate.signing import new_key, open_signed
+from kerneldisc.evaluate.sizes import check_fits
 from kerneldisc.evaluate.verdict import ReferenceTiming, TestResult, Verdict, timing_method
 from kerneldisc.task import Task
 
@@ -48,6 +49,7 @@ def evaluate(
     if early is not None:
         early.elapsed_s = time.monotonic() - started
         return early
+    check_fits(task, device, cfg.resolved(device)["memory_limit_mb"])
     if reference is not None and (reference.device == "cpu") != (device == "cpu"):
         raise ConfigError(
             f"the reference was timed on {reference.device} ({reference.device_facts.get('name')}) but this "
@@ -113,6 +115,7 @@ def measure_reference(task: Task, cfg: EvalConfig | None = None) -> ReferenceTim
     """Time the task's reference once, with the candidate protocol, in its own trusted child."""
     cfg = cfg or EvalConfig()
     device = guess_device(cfg.device)
+    check_fits(task, device, cfg.resolved(device)["memory_limit_mb"])
     package_guard().check_before()
     with tempfile.TemporaryDirectory(prefix="kerneldisc-ref-") as work:
         answer = _run_judge(task, cfg, device, work, candidate=None, reference=None)

@@ -227,6 +227,27 @@ def _compile_entry(e: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _input_failure(task, spec: dict[str, Any], device: str, exc: BaseException) -> str:
+    """Why the task's inputs could not be made, in the words a task author needs: a generator
+    that makes its inputs on CUDA on a machine without a GPU, or sizes beyond this machine."""
+    text = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ''}"
+    where = f"generate_input of task {task.name} for {_label(spec)}"
+    if device == "cpu" and ("cuda" in str(exc).lower() or "nvidia" in str(exc).lower()):
+        return (
+            f"{where} makes its inputs on a CUDA device, and this evaluation runs on the CPU ({text}). "
+            "Run it on a machine with a GPU, or give the task a CPU path: generate_input creating its "
+            "tensors on the device it is given (or with no device= argument), and CPU-sized "
+            "cpu_tests / cpu_benchmarks in task.yml (docs/tasks.md)"
+        )
+    if isinstance(exc, MemoryError) or "out of memory" in text.lower() or "can't allocate" in text.lower():
+        return (
+            f"{where} ran out of memory while making the inputs, in the evaluator's own process "
+            f"({text}): these sizes do not fit this machine. Run it on a machine with more memory or a "
+            "GPU, or give the task smaller sizes (cpu_tests / cpu_benchmarks in task.yml)"
+        )
+    return f"generate_input failed for {_label(spec)}: {text}"
+
+
 ZERO_CALL_RETRIES = 3  # calls charged nothing, made again before that is a verdict
 
 
@@ -560,9 +581,7 @@ class Judge:
         try:
             return self.problem.make_input(spec, seed, self.device)
         except Exception as exc:
-            raise TaskFault(
-                f"generate_input failed for {_label(spec)}: {type(exc).__name__}: {exc}"
-            ) from None
+            raise TaskFault(_input_failure(self.task, spec, self.device, exc)) from None
 
     def _expected(self, data: Any) -> dict[str, Any]:
         """The reference's answer on its own copy of the inputs, and what the reference itself does
