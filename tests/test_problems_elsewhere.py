@@ -20,7 +20,9 @@ CANDIDATES = Path(__file__).parent / "candidates"
 def _folder(tmp_path: Path, generate: str) -> Path:
     folder = tmp_path / "cuda_inputs"
     folder.mkdir()
-    (folder / "task.yml").write_text("tests:\n  - {size: 64, seed: 1}\nbenchmarks:\n  - {size: 64, seed: 2}\n")
+    (folder / "task.yml").write_text(
+        "tests:\n  - {size: 64, seed: 1}\nbenchmarks:\n  - {size: 64, seed: 2}\n"
+    )
     (folder / "reference.py").write_text(
         "import torch\n\n\n"
         + textwrap.dedent(generate)
@@ -55,7 +57,9 @@ def test_inputs_made_on_cuda_without_a_gpu_say_so_and_how_to_give_a_cpu_path(tmp
 
 
 def _sized(tmp_path: Path, size: int) -> Path:
-    folder = _folder(tmp_path, "def generate_input(size, seed):\n    return (torch.ones(size), torch.ones(size))\n")
+    folder = _folder(
+        tmp_path, "def generate_input(size, seed):\n    return (torch.ones(size), torch.ones(size))\n"
+    )
     (folder / "task.yml").write_text(
         f"tests:\n  - {{size: {size}, seed: 1}}\nbenchmarks:\n  - {{size: 64, seed: 2}}\nbytes: '12 * size'\n"
     )
@@ -75,5 +79,24 @@ def test_sizes_beyond_the_candidates_memory_limit_name_the_flag(tmp_path):
     from kerneldisc.errors import ConfigError
 
     task = load_task(_sized(tmp_path, 200_000_000))  # 2.4 GB of inputs and output
-    with pytest.raises(ConfigError, match=r"memory limit of 1024 MB: raise it \(`kerneldisc eval --memory-limit"):
+    with pytest.raises(
+        ConfigError, match=r"memory limit of 1024 MB: raise it \(`kerneldisc eval --memory-limit"
+    ):
         evaluate(task, CANDIDATES / "add_torch.py", EvalConfig(device="cpu", memory_limit_mb=1024))
+
+
+def test_the_reference_is_not_held_to_the_candidates_memory_limit(tmp_path):
+    """A reference that reserves more than the candidate may (here 1.6 GB of address space beside a
+    1 GB candidate limit) is timed under its own cap: the candidate's verdict is its own."""
+    folder = _folder(
+        tmp_path, "def generate_input(size, seed):\n    return (torch.ones(size), torch.ones(size))\n"
+    )
+    (folder / "reference.py").write_text(
+        "import torch\n\n\ndef generate_input(size, seed):\n    return (torch.ones(size), torch.ones(size))\n\n\n"
+        "def ref_kernel(data):\n    a, b = data\n    scratch = torch.empty(400_000_000)  # reserved, never touched\n"
+        "    return a + b + scratch[:1].zero_()\n"
+    )
+    v = evaluate(
+        load_task(folder), CANDIDATES / "add_torch.py", EvalConfig(device="cpu", memory_limit_mb=1024)
+    )
+    assert v.status == "ok", v.message

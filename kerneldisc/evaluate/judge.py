@@ -103,6 +103,8 @@ def _judge(request: dict[str, Any], link) -> None:
     try:
         _check_task_files(task, "before the evaluation started")
         device = _usable_device(request)
+        if device == "cpu":
+            _cap_own_memory()
         # The reference is loaded before any candidate process exists, its modules compiled from
         # the bytes read now (see task.import_reference).
         problem = load_problem(task)
@@ -172,6 +174,21 @@ def _answer(judge: Judge, task, request: dict[str, Any]) -> dict[str, Any]:
             except TamperedTask as tampered:
                 return {"verdict": judge.failed("rejected", str(tampered))}
         return {"task_error": f"{type(exc).__name__}: {exc}"}
+
+
+def _cap_own_memory() -> None:
+    """The judge's own address space capped at a share of the machine (soft limit: its harness
+    processes set their own): inputs too large for the machine end as a MemoryError the judge
+    reports, not as the kernel's out-of-memory killer choosing among the machine's processes."""
+    import resource
+
+    from kerneldisc.evaluate.sizes import JUDGE_FRACTION, trusted_cap_mb
+
+    cap = trusted_cap_mb(JUDGE_FRACTION)
+    if cap:
+        _, hard = resource.getrlimit(resource.RLIMIT_AS)
+        if hard == resource.RLIM_INFINITY or hard > cap << 20:
+            resource.setrlimit(resource.RLIMIT_AS, (cap << 20, hard))
 
 
 def _usable_device(request: dict[str, Any]) -> str:
@@ -325,8 +342,13 @@ class Judge:
     # --- processes -----------------------------------------------------------------------
     def fork_harness(self, role: str) -> HarnessProcess:
         from kerneldisc.evaluate.harness import HarnessSpec, run
+        from kerneldisc.evaluate.sizes import REFERENCE_FRACTION, trusted_cap_mb
 
         limit = self.settings["memory_limit_mb"]
+        if role == "reference" and self.device == "cpu":
+            # Trusted: held to a share of the machine, never to the candidate's limit (whose
+            # out-of-memory would otherwise read as the candidate's fault).
+            limit = trusted_cap_mb(REFERENCE_FRACTION, at_least=limit)
         limits = Limits(address_space_mb=limit) if self.device == "cpu" else Limits(data_mb=limit)
         work = os.path.join(self.work_dir, role)
         os.mkdir(work, 0o700)  # fresh: never a folder that existed before this evaluation
@@ -432,6 +454,8 @@ class Judge:
                     "rejected", "the evaluator's reference process was stopped by the candidate"
                 ) from None
             what = exc.message if isinstance(exc, Stop) else f"its process {proc.exit_description()}"
+            if proc.group is not None and proc.group.out_of_memory():
+                what += " (the reference ran out of memory: its inputs are too large for this machine)"
             tail = " | ".join(proc.tails(4000)[1].strip().splitlines()[-3:])
             if self.candidate is not None:  # with a candidate alive, no verdict may blame the task
                 raise Stop(

@@ -21,14 +21,37 @@ COPIES = 4
 
 def available_mb() -> float | None:
     """MemAvailable from /proc/meminfo, in MB (None where it cannot be read)."""
+    return _meminfo("MemAvailable:")
+
+
+def total_mb() -> float | None:
+    """MemTotal from /proc/meminfo, in MB."""
+    return _meminfo("MemTotal:")
+
+
+def _meminfo(field: str) -> float | None:
     try:
         with open("/proc/meminfo") as f:
             for line in f:
-                if line.startswith("MemAvailable:"):
+                if line.startswith(field):
                     return int(line.split()[1]) / 1024
     except (OSError, ValueError, IndexError):
         return None
     return None
+
+
+# The trusted processes' own caps on the CPU, as fractions of the machine's memory: the judge
+# (which makes the inputs and runs the reference to check outputs) and the reference's harness
+# are never held to the candidate's limit, yet cannot take the whole machine down either.
+JUDGE_FRACTION = 0.85
+REFERENCE_FRACTION = 0.75
+
+
+def trusted_cap_mb(fraction: float, at_least: int | None = None) -> int | None:
+    total = total_mb()
+    if total is None:
+        return at_least
+    return max(int(total * fraction), at_least or 0)
 
 
 def largest_spec(task: Task, device: str) -> tuple[dict[str, Any], float] | None:
@@ -54,7 +77,9 @@ def check_fits(task: Task, device: str, memory_limit_mb: int | None) -> None:
     if found is None:
         return
     spec, need_mb = found
-    where = f"task {task.name}: {{{spec_label(spec)}}} takes about {need_mb:,.0f} MB for its inputs and output"
+    where = (
+        f"task {task.name}: {{{spec_label(spec)}}} takes about {need_mb:,.0f} MB for its inputs and output"
+    )
     options = (
         "Run it on a GPU machine, or give the task smaller CPU sizes (cpu_tests / cpu_benchmarks in "
         "task.yml, see docs/tasks.md)"
