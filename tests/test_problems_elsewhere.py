@@ -100,3 +100,11 @@ def test_the_reference_is_not_held_to_the_candidates_memory_limit(tmp_path):
         load_task(folder), CANDIDATES / "add_torch.py", EvalConfig(device="cpu", memory_limit_mb=1024)
     )
     assert v.status == "ok", v.message
+
+
+def test_the_default_memory_limit_grows_with_the_tasks_sizes(tmp_path):
+    from kerneldisc.evaluate.sizes import default_limit_mb
+
+    task = load_task(_sized(tmp_path, 500_000_000))  # 6 GB of inputs and output
+    assert default_limit_mb(task, "cpu", 8192) == 2048 + 4 * 6000
+    assert default_limit_mb(load_task("vectoradd"), "cpu", 8192) == 8192  # small tasks keep the default

@@ -14,7 +14,7 @@ import hashlib
 import os
 import tempfile
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +24,10 @@ from kerneldisc.evaluate.cuda_compile import extract_cuda_sources, nvcc_check, u
 from kerneldisc.evaluate.forkserver import ForkServerError, fork_server
 from kerneldisc.evaluate.integrity import PACKAGE_ROOT, package_guard, purge_bytecode_since
 from kerneldisc.evaluate.problem import task_to_dict
+from kerneldisc.evaluate.protocol import REFERENCE_BUDGET_S
 from kerneldisc.evaluate.sandbox import ChildDied, ChildTimeout
 from kerneldisc.evaluate.signing import new_key, open_signed
-from kerneldisc.evaluate.sizes import check_fits
+from kerneldisc.evaluate.sizes import check_fits, default_limit_mb
 from kerneldisc.evaluate.verdict import ReferenceTiming, TestResult, Verdict, timing_method
 from kerneldisc.task import Task
 
@@ -49,6 +50,7 @@ def evaluate(
     if early is not None:
         early.elapsed_s = time.monotonic() - started
         return early
+    cfg = _sized_for(task, device, cfg)
     check_fits(task, device, cfg.resolved(device)["memory_limit_mb"])
     if reference is not None and (reference.device == "cpu") != (device == "cpu"):
         raise ConfigError(
@@ -115,11 +117,21 @@ def measure_reference(task: Task, cfg: EvalConfig | None = None) -> ReferenceTim
     """Time the task's reference once, with the candidate protocol, in its own trusted child."""
     cfg = cfg or EvalConfig()
     device = guess_device(cfg.device)
+    cfg = _sized_for(task, device, cfg)
     check_fits(task, device, cfg.resolved(device)["memory_limit_mb"])
     package_guard().check_before()
     with tempfile.TemporaryDirectory(prefix="kerneldisc-ref-") as work:
         answer = _run_judge(task, cfg, device, work, candidate=None, reference=None)
     return ReferenceTiming.from_dict(answer["reference"])
+
+
+def _sized_for(task: Task, device: str, cfg: EvalConfig) -> EvalConfig:
+    """The candidate's default memory limit raised for a task with large inputs (sizes.py)."""
+    if cfg.memory_limit_mb is not None or device != "cpu":
+        return cfg
+    default = cfg.resolved(device)["memory_limit_mb"]
+    limit = default_limit_mb(task, device, default)
+    return cfg if limit == default else replace(cfg, memory_limit_mb=limit)
 
 
 def _comparable(reference: ReferenceTiming, verdict: Verdict) -> bool:
@@ -222,7 +234,10 @@ def _run_judge(
         "env": dict(os.environ),
     }
     key = new_key()
-    deadline = time.monotonic() + 2 * cfg.timeout_s + _JUDGE_SLACK_S
+    # The candidate's time (measured twice at most) and, when the reference is timed here, the
+    # reference's own budget (twice: a large speedup is re-measured on both sides).
+    reference_s = 0.0 if reference is not None else 2 * max(cfg.timeout_s, REFERENCE_BUDGET_S)
+    deadline = time.monotonic() + 2 * cfg.timeout_s + reference_s + _JUDGE_SLACK_S
     try:
         judge = fork_server().spawn()
     except ForkServerError as exc:
@@ -233,9 +248,15 @@ def _run_judge(
         judge.send(request)
         judge.send({"key": key})
         envelope = judge.recv(deadline)
-    except (ChildDied, ChildTimeout):
+    except (ChildDied, ChildTimeout) as exc:
         tail = " | ".join(judge.stderr.text().strip().splitlines()[-5:])
         what = f"the evaluator's judge process for task {task.name} {judge.exit_description()}"
+        if isinstance(exc, ChildTimeout):
+            what += (
+                f" (its deadline passed: the candidate's limit is {cfg.timeout_s:.0f} s, and making the "
+                "inputs, checking outputs and timing the reference took the rest; the task's sizes may be "
+                "too large for this machine)"
+            )
         tail = f": {tail}" if tail else ""
         if candidate is None:
             raise TaskError(what + tail) from None
@@ -255,5 +276,5 @@ def _run_judge(
         raise ConfigError(answer["caller_error"])
     if "task_error" in answer:
         detail = " | ".join(line.strip() for line in str(answer["task_error"]).splitlines() if line.strip())
-        raise TaskError(f"task {task.name} ({task.path}): its reference failed: {detail}")
+        raise TaskError(f"task {task.name} ({task.path}): {detail}")
     return answer

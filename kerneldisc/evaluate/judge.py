@@ -173,7 +173,7 @@ def _answer(judge: Judge, task, request: dict[str, Any]) -> dict[str, Any]:
                 _check_task_files(task, "while a candidate was running")
             except TamperedTask as tampered:
                 return {"verdict": judge.failed("rejected", str(tampered))}
-        return {"task_error": f"{type(exc).__name__}: {exc}"}
+        return {"task_error": f"the reference failed: {type(exc).__name__}: {exc}"}
 
 
 def _cap_own_memory() -> None:
@@ -385,7 +385,9 @@ class Judge:
         )  # fmt: skip
         budget = float(self.request["config"]["timeout_s"])
         if role == "reference":
-            budget = max(budget, 600.0)  # trusted: its time is the task's, not a candidate's
+            from kerneldisc.evaluate.protocol import REFERENCE_BUDGET_S
+
+            budget = max(budget, REFERENCE_BUDGET_S)  # trusted: its time is the task's, not a candidate's
         return HarnessProcess.fork(
             lambda: run(spec), self._arena_fd, int(self.request["config"]["output_tail_bytes"]) * 4,
             budget, role, read_memory=role == "candidate", group=group,

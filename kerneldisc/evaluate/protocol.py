@@ -35,3 +35,6 @@ def rel_stderr(times: list[float]) -> float:
         return float("inf")
     var = sum((t - mean) ** 2 for t in times) / (n - 1)
     return (var / n) ** 0.5 / mean
+
+
+REFERENCE_BUDGET_S = 600.0  # the trusted reference's time budget per timing (its time is the task's)

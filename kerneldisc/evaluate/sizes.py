@@ -68,6 +68,16 @@ def largest_spec(task: Task, device: str) -> tuple[dict[str, Any], float] | None
     return max(sized, key=lambda item: item[1]) if sized else None
 
 
+def default_limit_mb(task: Task, device: str, base_mb: int) -> int:
+    """The candidate's memory limit when none is set: the evaluator's default, raised for tasks
+    whose inputs and output are large (torch itself, the inputs mapped, the output, room for as
+    much again in temporaries), so that a correct kernel is not refused for the task's size."""
+    found = largest_spec(task, device) if device == "cpu" else None
+    if found is None:
+        return base_mb
+    return max(base_mb, int(2048 + 4 * found[1]))
+
+
 def check_fits(task: Task, device: str, memory_limit_mb: int | None) -> None:
     """Raise a TaskError (the machine) or ConfigError (the candidate's limit) with the size needed
     and the options, when the task's largest sizes cannot run here."""
