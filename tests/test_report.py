@@ -125,7 +125,12 @@ def test_comparison_table_holds_the_runtimes_the_bench_measured(bench_dir, repor
     assert eager_row["runtime_us"] == pytest.approx(eager["runtime_us"], rel=1e-9)
     start_row = _row(frame, "starting submission: @submission")
     assert start_row["runtime_us"] == pytest.approx(start["runtime_us"], rel=1e-9)
-    assert start_row["speedup_vs_eager"] == pytest.approx(eager["runtime_us"] / start["runtime_us"])
+    # one speedup per kernel: the verdict's own (against the reference timed with it), in both tables
+    assert start_row["speedup_vs_eager"] == pytest.approx(start["speedup"])
+    verdicts = pd.read_csv(next((report_dir / "tables").glob("bench_*_verdicts.csv")))
+    assert verdicts[verdicts["candidate"] == "@submission"]["speedup"].iloc[0] == pytest.approx(
+        start["speedup"]
+    )
     best_row = _row(frame[frame["source"] == "run search"], "best found")
     assert best_row["runtime_us"] == pytest.approx(summary["best_runtime_us"], rel=1e-9)
     assert best_row["speedup_vs_start"] == pytest.approx(start["runtime_us"] / summary["best_runtime_us"])
@@ -340,3 +345,39 @@ def test_training_on_and_off_are_compared_with_their_spread_over_seeds(tmp_path)
     assert (table.loc["on", "best_over_start_min"], table.loc["on", "best_over_start_max"]) == (2.0, 10.0)
     assert table.loc["off", "best_over_start_mean"] == pytest.approx(4.0)
     assert training_comparison_table(runs[:2]).empty  # one arm only: nothing to compare
+
+
+def test_failed_entries_are_named_with_a_short_cause_and_their_whole_error_kept(tmp_path):
+    """A suite with an entry that fails and a KernelBench file (no FLOP or byte expressions): the
+    title names both tasks, the failure shows one line and links a file with the whole error,
+    and the roofline note says why there is no figure."""
+    kb = REPO / "tests" / "fixtures" / "kernelbench"
+    suite = tmp_path / "suite.yml"
+    suite.write_text(
+        textwrap.dedent(
+            f"""\
+            name: failing
+            device: cpu
+            entries:
+              - task: {tmp_path / "no_such_task"}
+                name: missing
+                eval: ["@reference"]
+              - task: {kb / "kb_sum_problem.py"}
+                name: kb
+                eval: ["{kb / "kb_sum_honest.py"}"]
+            """
+        )
+    )
+    result = run_suite(load_suite(suite), tmp_path / "out")
+    assert [o["name"] for o in result.failed] == ["missing"]
+    report = build_report([tmp_path / "out"])
+    markdown = (report / "report.md").read_text()
+    title = markdown.splitlines()[0]
+    assert "kb_sum_problem" in title and "no_such_task" in title
+    entries = pd.read_csv(next((report / "tables").glob("bench_*_entries.csv")))
+    missing = entries[entries["entry"] == "missing"].iloc[0]
+    assert "\n" not in missing["error"] and len(missing["error"]) <= 160
+    detail = report / missing["details"]
+    assert detail.is_file() and result.failed[0]["error"] in detail.read_text()
+    assert "1 of 2 entries failed: missing" in markdown
+    assert "kb_sum_problem declares no `flops` or `bytes` expression" in markdown

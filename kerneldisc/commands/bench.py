@@ -60,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
         f"results: {result.out_dir} ({len(result.outcomes) - len(result.failed)} done, {len(result.failed)} failed)"
     )
     for outcome in result.failed:
-        print(f"  failed: {outcome.get('name')}: {outcome.get('error')}")
+        cause = (str(outcome.get("error") or "").strip().splitlines() or [""])[0][:300]
+        print(f"  failed: {outcome.get('name')}: {cause}")
     print(f"report: kerneldisc report {result.out_dir}")
     return 1 if result.failed else 0

@@ -33,5 +33,6 @@ def run(args: argparse.Namespace) -> int:
 
     out = build_report([Path(f) for f in args.folders], Path(args.out) if args.out else None)
     print(f"report: {out / 'report.html'}")
-    print(f"        {out / 'report.md'} (plots/ and tables/ beside it)")
+    beside = [f"{name}/" for name in ("plots", "tables", "failures") if (out / name).is_dir()]
+    print(f"        {out / 'report.md'}" + (f" ({' and '.join(beside)} beside it)" if beside else ""))
     return 0

@@ -72,7 +72,10 @@ def compose(sources: list[RunData | BenchData], out_dir: Path) -> Document:
             sections.append(_run_section(source, name, out_dir))
         else:
             sections.append(_bench_section(source, name, out_dir))
-    title = "kerneldisc report: " + ", ".join(sorted({m.task for m in found}) or ["no results"])
+    # Every task the folders hold, measured or not (a failed entry's task too).
+    named = {m.task for m in found} | {str(r.summary.get("task")) for r in all_runs if r.summary.get("task")}
+    named |= {_task_label(o) for b in benches for o in b.outcomes if o.get("task")}
+    title = "kerneldisc report: " + ", ".join(sorted(named) or ["no results"])
     return Document(title=title, header=header, sections=sections)
 
 
@@ -122,12 +125,19 @@ def _speed_of_light(sol, found) -> Section:
         )
     )
     if sol.empty:
-        section.blocks.append(
-            Paragraph(
-                "No roofline figures: the tasks declare no flops/bytes expressions, or no ceilings "
-                "were measured for these devices (run `kerneldisc bench` or `kerneldisc report` on them)."
+        tasks = {m.task: m.task_obj for m in found if m.task_obj is not None}
+        bare = sorted(name for name, task in tasks.items() if not (task.flops or task.bytes))
+        if tasks and len(bare) == len(tasks):
+            reason = (
+                f"{', '.join(bare)} declare{'s' if len(bare) == 1 else ''} no `flops` or `bytes` "
+                "expression (task.yml), so no limit can be computed; KernelBench files have none"
             )
-        )
+        else:
+            reason = (
+                "no ceilings (matmul rate, copy bandwidth) are recorded for these devices, and this "
+                "machine cannot measure them (it does not have them)"
+            )
+        section.blocks.append(Paragraph(f"No roofline figures: {reason}."))
     else:
         section.blocks.append(Table("speed_of_light", sol, "fraction of the roofline limit"))
     return section
@@ -205,13 +215,23 @@ def _run_section(run: RunData, name: str, out_dir: Path) -> Section:
     return section
 
 
+def _task_label(outcome: dict) -> str:
+    """A bench entry's task as people name it: the task's name, or a path's last part."""
+    task = str(outcome.get("task"))
+    return Path(task).stem if "/" in task else task
+
+
 def _bench_section(bench: BenchData, name: str, out_dir: Path) -> Section:
     section = Section(f"Bench suite {bench.name} ({name})")
-    outcomes = tables.bench_outcomes_table(bench)
+    details = _failure_details(bench, name, out_dir)
+    outcomes = tables.bench_outcomes_table(bench, details)
     failed = outcomes[outcomes["status"] != "done"]
     if not failed.empty:
+        causes = "; ".join(f"{row.entry} ({row.task}): {row.error}" for row in failed.itertuples())
         section.blocks.append(
-            Notice(f"{len(failed)} of {len(outcomes)} entries failed: " + ", ".join(failed["entry"]))
+            Notice(
+                f"{len(failed)} of {len(outcomes)} entries failed: {causes} (whole errors: the details column)"
+            )
         )
     section.blocks.append(Table(f"bench_{_slug(name)}_entries", outcomes, "entries"))
     if bench.evals:
@@ -233,6 +253,25 @@ def _bench_section(bench: BenchData, name: str, out_dir: Path) -> Section:
     for run, run_name in zip(bench.runs, names, strict=True):
         section.subsections.append(_run_section(run, f"{name}-{run_name}", out_dir))
     return section
+
+
+def _failure_details(bench: BenchData, name: str, out_dir: Path) -> dict[str, str]:
+    """Each failed entry's whole error, and its traceback where the bench kept one, in a file of
+    the report (`failures/`); entry name -> that file's path relative to the report."""
+    details = {}
+    for outcome in bench.outcomes:
+        if outcome.get("status") == "done" or not outcome.get("error"):
+            continue
+        entry = str(outcome.get("name"))
+        text = f"entry {entry} (task {outcome.get('task')}): {outcome['error']}\n"
+        trace = bench.path / "entries" / entry / "traceback.txt"
+        if trace.is_file():
+            text += "\n" + trace.read_text(errors="replace")
+        relative = f"failures/{_slug(name)}_{_slug(entry)}.txt"
+        (out_dir / relative).parent.mkdir(parents=True, exist_ok=True)
+        (out_dir / relative).write_text(text)
+        details[entry] = relative
+    return details
 
 
 def _lineage_line(row: dict) -> str:

@@ -214,7 +214,10 @@ def lineage_table(run: RunData) -> pd.DataFrame:
     )
 
 
-def bench_outcomes_table(bench: BenchData) -> pd.DataFrame:
+def bench_outcomes_table(bench: BenchData, details: dict[str, str] | None = None) -> pd.DataFrame:
+    """One row per entry; a failed entry's cause in one short line, and (`details`: entry name ->
+    a file path) where its whole error and traceback are kept."""
+    details = details or {}
     rows = [
         {
             "entry": o.get("name"),
@@ -222,11 +225,19 @@ def bench_outcomes_table(bench: BenchData) -> pd.DataFrame:
             "action": o.get("action"),
             "status": o.get("status"),
             "seconds": o.get("seconds"),
-            "error": o.get("error") or "",
+            "error": short_cause(o.get("error")),
+            "details": details.get(str(o.get("name")), ""),
         }
         for o in bench.outcomes
     ]
-    return pd.DataFrame(rows, columns=["entry", "task", "action", "status", "seconds", "error"])
+    return pd.DataFrame(rows, columns=["entry", "task", "action", "status", "seconds", "error", "details"])
+
+
+def short_cause(error: Any, limit: int = 160) -> str:
+    """An error's first line, cut to `limit` characters."""
+    text = str(error or "").strip()
+    first = text.splitlines()[0] if text else ""
+    return first if len(first) <= limit else first[: limit - 1] + "…"
 
 
 def verdicts_table(evals: list[EvalResult]) -> pd.DataFrame:
@@ -369,7 +380,7 @@ def comparison_tables(found: list[Measurement]) -> dict[tuple[str, str], pd.Data
                     "device": device_name,
                     "kernel": m.role if m.role == m.kernel else f"{m.role}: {m.kernel}",
                     "runtime_us": m.runtime_us,
-                    "speedup_vs_eager": _ratio(eager, m.runtime_us),
+                    "speedup_vs_eager": _ratio(_own_reference(m, eager), m.runtime_us),
                     "speedup_vs_start": _ratio(start, m.runtime_us),
                     "status": m.status,
                     "source": m.source,
@@ -388,6 +399,17 @@ def comparison_tables(found: list[Measurement]) -> dict[tuple[str, str], pd.Data
             ],
         )
     return tables
+
+
+def _own_reference(m: Measurement, eager: float | None) -> float | None:
+    """The reference runtime a speedup is taken against: for a verdict of ours, the reference
+    timed with it (so the number is the verdict's own speedup, never a second value for the same
+    kernel); else the eager reference's row."""
+    if m.verdict is not None:
+        own = _number(m.verdict.get("reference_runtime_us"))
+        if own is not None:
+            return own
+    return eager
 
 
 def published_baselines(task: Task, device_name: str) -> list[Measurement]:
