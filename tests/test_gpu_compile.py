@@ -87,6 +87,70 @@ def test_hostile_compile_time_code_ends_as_a_verdict_and_leaves_nothing(verdicts
         assert not MARK.exists()
 
 
+def test_unusual_honest_triton_kernels_are_compiled_or_left_unjudged_never_refused(tmp_path):
+    """A kernel made by a factory, two kernels of one name, a module whose top level needs the
+    interpreter (a device picked from TRITON_INTERPRET): each compiles, or is recorded as not
+    compiled with the reason; none is a compile_error. A factory's kernel Hopper refuses is."""
+    cfg = EvalConfig(device="cpu", timeout_s=240, time_budget_s=0.1)
+    task = load_task(CANDIDATES / "hmm_task")
+    header = "import os\nimport torch\nimport triton\nimport triton.language as tl\n\n"
+    kernel = (
+        (CANDIDATES / "gpu_dot_k16.py").read_text().split("@triton.jit", 1)[1].split("def custom_kernel")[0]
+    )
+    factory = (
+        header
+        + "def make(k):\n    @triton.jit"
+        + kernel.replace("\n", "\n    ")
+        + (
+            "\n    return mm_kernel\n\n_KERNEL = make(16)\n\n"
+            "def custom_kernel(data):\n    a, b = data\n    n = a.shape[0]\n    c = torch.empty_like(a)\n"
+            "    _KERNEL[(n // 32, n // 32)](a, b, c, n, BLOCK=32, BLOCK_K=BK)\n    return c\n"
+        )
+    )
+    clash = "@triton.jit\ndef mm_kernel(x_ptr):\n    pass\n\n"  # another kernel of the same name first
+    needs_interpreter = 'DEVICE = "cpu" if os.environ.get("TRITON_INTERPRET") == "1" else "cuda"\n_ONE = torch.ones(1, device=DEVICE)\n'
+    cases = {
+        "factory": factory.replace("BLOCK_K=BK", "BLOCK_K=16"),
+        "factory_k8": factory.replace("BLOCK_K=BK", "BLOCK_K=8"),
+        "clash": header + clash + factory.replace("BLOCK_K=BK", "BLOCK_K=16").split(header, 1)[1],
+        "needs_interpreter": header
+        + needs_interpreter
+        + factory.replace("BLOCK_K=BK", "BLOCK_K=16").split(header, 1)[1],
+    }
+    verdicts = {}
+    for name, code in cases.items():
+        path = tmp_path / f"{name}.py"
+        path.write_text(code)
+        verdicts[name] = evaluate(task, path, cfg)
+    for name in ("factory", "clash"):
+        v = verdicts[name]
+        assert v.status == "ok", (name, v.message)
+        assert [e["ok"] for e in v.gpu_compile] == [True] and v.gpu_compile[0]["registers"] > 0, (
+            name,
+            v.gpu_compile,
+        )
+    refused = verdicts["factory_k8"]
+    assert refused.status == "compile_error" and "K >= 16" in refused.message
+    loose = verdicts["needs_interpreter"]
+    assert loose.status == "ok", loose.message
+    assert all(e["ok"] in (True, None) for e in loose.gpu_compile)
+
+
+def test_a_candidate_that_waits_for_all_its_children_is_not_held_by_the_compiler(tmp_path):
+    """The compiling helper is forked only for candidates that use Triton, so plain PyTorch code
+    that reaps every child it made finishes as before."""
+    code = (
+        "import os\nimport torch\n\n"
+        "if os.fork() == 0:\n    os._exit(0)\n"
+        "while True:\n    try:\n        os.wait()\n    except ChildProcessError:\n        break\n\n"
+        "def custom_kernel(data):\n    a, b = data\n    return a + b\n"
+    )
+    path = tmp_path / "reaps_all.py"
+    path.write_text(code)
+    v = evaluate(load_task(CANDIDATES / "add_task"), path, EvalConfig(device="cpu", timeout_s=60))
+    assert v.status == "ok", v.message
+
+
 def test_targets_come_from_the_config_and_the_task_and_can_be_turned_off(tmp_path):
     task = tmp_path / "hmm"
     task.mkdir()
@@ -163,3 +227,24 @@ def test_ptxas_figures_are_read_from_its_log():
         "spill_stores": None,
         "spill_loads": None,
     }
+
+
+def test_a_reference_written_in_triton_still_runs_under_the_interpreter(tmp_path):
+    """The fork server loads Triton to compile; a CPU judge whose reference is a Triton kernel
+    (calling Triton's own @jit library, tl.zeros) switches it to the interpreter."""
+    folder = tmp_path / "triton_reference"
+    folder.mkdir()
+    (folder / "task.yml").write_text((CANDIDATES / "add_task" / "task.yml").read_text())
+    (folder / "reference.py").write_text(
+        "import torch\nimport triton\nimport triton.language as tl\n\n\n"
+        "def generate_input(size, seed):\n    gen = torch.Generator().manual_seed(seed)\n"
+        "    return torch.randn(size, generator=gen), torch.randn(size, generator=gen)\n\n\n"
+        "@triton.jit\ndef _add(a, b, out, n, BLOCK: tl.constexpr):\n"
+        "    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)\n    m = offs < n\n"
+        "    acc = tl.zeros((BLOCK,), dtype=tl.float32)\n"
+        "    tl.store(out + offs, acc + tl.load(a + offs, mask=m) + tl.load(b + offs, mask=m), mask=m)\n\n\n"
+        "def ref_kernel(data):\n    a, b = data\n    out = torch.empty_like(a)\n"
+        "    _add[(triton.cdiv(a.numel(), 1024),)](a, b, out, a.numel(), BLOCK=1024)\n    return out\n"
+    )
+    v = evaluate(load_task(folder), CANDIDATES / "add_torch.py", EvalConfig(device="cpu", timeout_s=120))
+    assert v.status == "ok", v.message

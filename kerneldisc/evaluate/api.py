@@ -101,16 +101,9 @@ def evaluate(
 
 def imports_triton(source: str) -> bool:
     """Whether a candidate's code imports Triton (read statically; nothing is run)."""
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return False
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import) and any(a.name.split(".")[0] == "triton" for a in node.names):
-            return True
-        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "triton":
-            return True
-    return False
+    from kerneldisc.evaluate.gpu_compile import imports_triton as reads_triton
+
+    return reads_triton(source)
 
 
 def measure_reference(task: Task, cfg: EvalConfig | None = None) -> ReferenceTiming:

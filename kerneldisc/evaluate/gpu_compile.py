@@ -24,16 +24,34 @@ import json
 import os
 import re
 import sys
+import traceback
 from typing import Any
 
 # Shared memory a block may use (the opt-in maximum), by compute capability.
 SHARED_LIMIT = {80: 166_912, 86: 101_376, 87: 166_912, 89: 101_376, 90: 232_448, 100: 232_448, 103: 232_448,
                 120: 101_376}  # fmt: skip
 DEFAULT_TARGETS = ("sm_90",)
+MAX_LAUNCHES = 32  # distinct specialisations compiled per evaluation (more are not recorded)
 _TARGET = re.compile(r"^sm_(\d{2,3})a?$")
 _OPTIONS = ("num_warps", "num_stages", "num_ctas", "maxnreg")
 _REGISTERS = re.compile(r"Used (\d+) registers")
 _SPILLS = re.compile(r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads")
+
+
+def imports_triton(source: str) -> bool:
+    """Whether code imports Triton (read statically; nothing is run)."""
+    import ast
+
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return False
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import) and any(a.name.split(".")[0] == "triton" for a in node.names):
+            return True
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "triton":
+            return True
+    return False
 
 
 def parse_target(text: str) -> int:
@@ -63,22 +81,73 @@ _TORCH_TYPES = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16", "float
 
 
 class Launches:
-    """The distinct (kernel, specialisation) pairs launched so far, in first-launch order."""
+    """The distinct (kernel, specialisation) pairs launched so far, in first-launch order. A
+    launch is keyed cheaply (the function, each argument's dtype or kind, constexpr values): this
+    runs inside timed calls; the full specialisation is worked out once per new key."""
 
     def __init__(self) -> None:
-        self.seen: dict[str, dict[str, Any]] = {}
-        self.compiled: set[str] = set()
+        self.seen: dict[Any, dict[str, Any]] = {}
+        self.compiled: set[Any] = set()
+        self._params: dict[Any, tuple[list[str], frozenset[str]]] = {}  # fn -> (names, constexpr names)
 
     def record(self, fn: Any, args: tuple, kwargs: dict[str, Any]) -> None:
+        try:
+            key = self._key(fn, args, kwargs)
+        except Exception:  # noqa: BLE001 - an odd argument: worked out (and reported) below
+            key = (id(fn), "odd", len(self.seen))
+        if key in self.seen or len(self.seen) >= MAX_LAUNCHES:
+            return
         try:
             spec = specialisation(fn, args, kwargs)
         except Exception as exc:  # noqa: BLE001 - an argument the check cannot type is reported, not fatal
             spec = {"kernel": getattr(fn, "__name__", "?"), "unsupported": f"{type(exc).__name__}: {exc}"}
-        key = json.dumps(spec, sort_keys=True, default=str)
-        self.seen.setdefault(key, spec)
+        spec["source"] = _function_source(fn)
+        self.seen[key] = spec
 
-    def pending(self) -> list[tuple[str, dict[str, Any]]]:
+    def _key(self, fn: Any, args: tuple, kwargs: dict[str, Any]) -> tuple:
+        known = self._params.get(fn)
+        if known is None:
+            params = inspect.signature(fn).parameters
+            known = (
+                list(params),
+                frozenset(n for n, p in params.items() if "constexpr" in str(p.annotation)),
+            )
+            self._params[fn] = known
+        positional, names = known
+        parts: list[Any] = [id(fn)]
+        for i, value in enumerate(args):
+            constexpr = i < len(positional) and positional[i] in names
+            parts.append(repr(value) if constexpr else _kind(value))
+        for name, value in sorted(kwargs.items()):
+            parts.append((name, repr(value) if name in names or name in _OPTIONS else _kind(value)))
+        return tuple(parts)
+
+    def pending(self) -> list[tuple[Any, dict[str, Any]]]:
         return [(k, s) for k, s in self.seen.items() if k not in self.compiled]
+
+
+def _kind(value: Any) -> Any:
+    """What a launch is specialised on for a non-constexpr argument, cheaply."""
+    dtype = getattr(value, "dtype", None)
+    if dtype is not None:
+        return str(dtype)
+    if isinstance(value, bool) or value is None:
+        return repr(value)
+    if isinstance(value, int):
+        return "i32" if -(2**31) <= value < 2**31 else "i64"
+    return type(value).__name__
+
+
+def _function_source(fn: Any) -> dict[str, Any] | None:
+    """The kernel's own source text (dedented) and where it starts, so the compiling process can
+    rebuild exactly the function launched, wherever it was defined (module level, a factory)."""
+    import textwrap
+
+    try:
+        lines, first = inspect.getsourcelines(fn)
+    except (OSError, TypeError):
+        return None
+    return {"text": textwrap.dedent("".join(lines)), "line": first, "name": fn.__name__}
 
 
 def specialisation(fn: Any, args: tuple, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -186,23 +255,38 @@ class Helper:
         except OSError:
             pass
         if not isinstance(results, list):
-            return [{"kernel": s["kernel"], "target": f"sm_{t}", "ok": False,
-                     "error": "the compiling process ended without a result"}
+            return [{"kernel": s["kernel"], "target": f"sm_{t}", "ok": None,
+                     "error": "not compiled: the compiling process ended without a result"}
                     for _, s in pending for t in targets]  # fmt: skip
         return results
 
 
 def _serve_helper(requests: int, replies: int) -> None:
-    os.environ.pop("TRITON_INTERPRET", None)
-    module = None
+    from kerneldisc.evaluate import triton_mode
+
+    triton_mode.ensure(interpret=False)  # (forked before the harness switched to the interpreter)
+    module: dict[str, Any] | None = None
+    module_error = None
     while True:
         request = _read_line(requests)
         if request is None:
             return
         if module is None:
-            module = _real_module(request["source"], request["path"])
-        _write_line(replies, [_compile_one(module, spec, arch) for spec in request["launches"]
+            try:
+                module = _real_module(request["source"], request["path"])
+            except BaseException as exc:  # noqa: BLE001 - candidate code: its failure is reported
+                module_error = f"{type(exc).__name__}: {str(exc)[:300]}"
+                traceback.print_exc()
+                module = _bare_namespace()
+        _write_line(replies, [_compile_one(module, spec, arch, module_error) for spec in request["launches"]
                               for arch in request["targets"]])  # fmt: skip
+
+
+def _bare_namespace() -> dict[str, Any]:
+    import triton
+    import triton.language as tl
+
+    return {"__name__": "candidate", "triton": triton, "tl": tl}
 
 
 def _write_line(fd: int, obj: Any) -> None:
@@ -259,12 +343,49 @@ def _real_module(source: str, path: str) -> dict[str, Any]:
     return namespace
 
 
-def _compile_one(module: dict[str, Any], spec: dict[str, Any], arch: int) -> dict[str, Any]:
+def _rebuild(module: dict[str, Any], spec: dict[str, Any]) -> tuple[Any, str | None]:
+    """The launched kernel as a real JIT function: its own source text executed over the
+    module's globals (a factory's kernel, or one whose name another shares, is still the one
+    launched). (function, None) or (None, why not)."""
+    import linecache
+
+    from triton.runtime.jit import JITFunction
+
+    source = spec.get("source")
+    if not source:
+        return None, "not compiled: the kernel's source could not be read"
+    text, name = source["text"], source["name"]
+    filename = f"<kerneldisc kernel {name}, line {source['line']}>"
+    linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
+    namespace = dict(module)
+    try:
+        exec(compile(text, filename, "exec", dont_inherit=True), namespace)
+        fn = namespace[name]
+        while (
+            not isinstance(fn, JITFunction)
+            and isinstance(getattr(fn, "fn", None), object)
+            and hasattr(fn, "fn")
+        ):
+            fn = fn.fn  # autotune / heuristics wrappers
+        if not isinstance(fn, JITFunction):
+            fn = JITFunction(fn)  # defined plain and wrapped by a call, as triton.jit(f)
+    except Exception as exc:  # noqa: BLE001 - e.g. a kernel that closes over a factory's locals
+        return (
+            None,
+            f"not compiled: the kernel could not be rebuilt without the interpreter ({type(exc).__name__}: {str(exc)[:200]})",
+        )
+    if list(fn.arg_names) != list(spec["signature"]):
+        return None, "not compiled: the rebuilt kernel's parameters differ from the launch's"
+    return fn, None
+
+
+def _compile_one(
+    module: dict[str, Any], spec: dict[str, Any], arch: int, module_error: str | None = None
+) -> dict[str, Any]:
     import triton
     from triton import knobs
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
-    from triton.runtime.jit import JITFunction
 
     entry: dict[str, Any] = {"kernel": spec["kernel"], "target": f"sm_{arch}", "ok": False,
                              "registers": None, "spill_stores": None, "spill_loads": None,
@@ -274,11 +395,13 @@ def _compile_one(module: dict[str, Any], spec: dict[str, Any], arch: int) -> dic
         return entry
     entry["specialisation"] = {"signature": spec["signature"], "constexprs": spec["constexprs"],
                                "options": spec["options"]}  # fmt: skip
-    fn = module.get(spec["kernel"])
-    while fn is not None and not isinstance(fn, JITFunction) and hasattr(fn, "fn"):
-        fn = fn.fn  # autotune / heuristics wrappers
-    if not isinstance(fn, JITFunction):
-        entry.update(ok=None, error="not compiled: the kernel is not a module-level @triton.jit function")
+    fn, why_not = _rebuild(module, spec)
+    if fn is None:
+        entry.update(
+            ok=None,
+            error=why_not
+            + (f"; its module did not run without the interpreter: {module_error}" if module_error else ""),
+        )
         return entry
     constexprs = {k: _dtype(v) for k, v in spec["constexprs"].items()}
     options = {k: v for k, v in spec["options"].items() if k != "maxnreg" or v}
@@ -292,7 +415,11 @@ def _compile_one(module: dict[str, Any], spec: dict[str, Any], arch: int) -> dic
                 options=options,
             )  # fmt: skip
     except Exception as exc:  # noqa: BLE001 - the compiler's refusal is the verdict's content
-        entry["error"] = _compiler_words(exc)
+        if module_error:  # perhaps only for want of what the module would have defined
+            entry.update(ok=None, error=f"not compiled: its module did not run without the interpreter ({module_error}); "
+                         f"the compiler said: {_compiler_words(exc)}")  # fmt: skip
+        else:
+            entry["error"] = _compiler_words(exc)
         return entry
     finally:
         knobs.nvidia.dump_ptxas_log = before

@@ -151,7 +151,9 @@ def _serve(spec: HarnessSpec, link: _Link) -> None:
             _HELPER = Helper()  # before Triton is switched to its interpreter (gpu_compile.py)
             _LAUNCHES = Launches()
         if spec.role == "candidate" or spec.reference_uses_triton:
-            _triton_for_the_interpreter()
+            from kerneldisc.evaluate import triton_mode
+
+            triton_mode.ensure(interpret=True)  # see triton_mode.py
         _autotune_first_config()
         if _LAUNCHES is not None:
             from kerneldisc.evaluate.gpu_compile import install_recorder
@@ -375,28 +377,6 @@ def _gpu_compile(spec: HarnessSpec, module: Any, command: dict[str, Any]) -> dic
         "ok": True,
         "gpu_compile": _HELPER.compile(_LAUNCHES, spec.candidate_source, spec.candidate_path, targets),
     }
-
-
-def _triton_for_the_interpreter() -> None:
-    """Triton decides when a function is decorated whether `@triton.jit` makes an interpreted
-    function, and its own library (tl.zeros, tl.sum, tl.cdiv, ...) is `@triton.jit` code too. The
-    fork server preloads Triton for whatever device comes; if that was without TRITON_INTERPRET,
-    those library functions cannot run under the interpreter ("Cannot call @triton.jit'd outside
-    of the scope of a kernel"). Triton's Python modules are then imported again here, with
-    TRITON_INTERPRET=1 set (its compiled core is kept)."""
-    if "triton" not in sys.modules:
-        return
-    try:
-        import triton.language as tl
-        from triton.runtime.interpreter import InterpretedFunction
-
-        if isinstance(tl.zeros, InterpretedFunction):
-            return
-    except Exception:  # noqa: BLE001 - an unusual Triton: leave it as it is
-        return
-    for name in [n for n in sys.modules if n.split(".")[0] == "triton" and not n.startswith("triton._C")]:
-        del sys.modules[name]
-    import triton.language  # noqa: F401
 
 
 def _autotune_first_config() -> None:

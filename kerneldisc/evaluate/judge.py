@@ -25,6 +25,7 @@ from typing import Any
 
 from kerneldisc.evaluate.cgroups import HarnessGroup
 from kerneldisc.evaluate.controller import HarnessProcess
+from kerneldisc.evaluate.gpu_compile import imports_triton
 from kerneldisc.evaluate.sandbox import (
     ChildDied,
     ChildTimeout,
@@ -105,6 +106,10 @@ def _judge(request: dict[str, Any], link) -> None:
         device = _usable_device(request)
         if device == "cpu":
             _cap_own_memory()
+            if "triton" in (task.reference_source or ""):  # the judge runs the reference too
+                from kerneldisc.evaluate import triton_mode
+
+                triton_mode.ensure(interpret=True)
         # The reference is loaded before any candidate process exists, its modules compiled from
         # the bytes read now (see task.import_reference).
         problem = load_problem(task)
@@ -240,7 +245,7 @@ def _compile_entry(e: dict[str, Any]) -> dict[str, Any]:
         "target": str(e.get("target", "?"))[:16],
         "ok": ok if isinstance(ok, bool) else None,
         **{k: number(k) for k in ("registers", "spill_stores", "spill_loads", "stack_bytes", "shared_bytes")},
-        "error": str(e["error"])[:2000] if e.get("error") else None,
+        "error": str(e["error"])[:2000] if e.get("error") and ok is not True else None,
     }
 
 
@@ -265,7 +270,8 @@ def _input_failure(task, spec: dict[str, Any], device: str, exc: BaseException) 
     return f"generate_input failed for {_label(spec)}: {text}"
 
 
-ZERO_CALL_RETRIES = 3  # calls charged nothing, made again before that is a verdict
+ZERO_CALL_RETRIES = 3  # calls charged nothing, made again (on fresh inputs) before that is a verdict
+MAX_COMPILE_ENTRIES = 64  # gpu_compile entries a verdict keeps (the candidate's word: bounded)
 
 
 @dataclass
@@ -379,7 +385,9 @@ class Judge:
             role=role, device=self.device, core=self.core, limits=limits, work_dir=work, env=env,
             candidate_path=os.path.join(work, "candidate.py") if source is not None else None,
             candidate_source=source, uid=uid, keep_read=self.keep_read, exact_cpu=group is not None,
-            gpu_compile=role == "candidate" and bool(self._gpu_targets()),
+            # the compiling helper only for candidates that use Triton: it is a child of the
+            # harness, which a kernel that waits for all its own children would wait for too
+            gpu_compile=role == "candidate" and bool(self._gpu_targets()) and imports_triton(source or ""),
             reference_uses_triton="triton" in (getattr(self.task, "reference_source", "") or ""),
             entry=self.problem.ref_kernel if role == "reference" else self.problem.candidate_entry,
         )  # fmt: skip
@@ -810,9 +818,12 @@ class Judge:
         self._compiling = []  # kept on a timeout: the message names what ran out of time
         if reply.get("ok") is not True:
             raise Stop(*(_failure(reply) if reply.get("ok") is False else ("rejected", MALFORMED)))
-        entries = [_compile_entry(e) for e in reply.get("gpu_compile") or [] if isinstance(e, dict)]
+        raw = reply.get("gpu_compile")
+        entries = [_compile_entry(e) for e in (raw if isinstance(raw, list) else [])[:MAX_COMPILE_ENTRIES]
+                   if isinstance(e, dict)]  # fmt: skip
         known = {json.dumps(e, sort_keys=True) for e in v.setdefault("gpu_compile", [])}
-        v["gpu_compile"] += [e for e in entries if json.dumps(e, sort_keys=True) not in known]
+        room = MAX_COMPILE_ENTRIES - len(v["gpu_compile"])
+        v["gpu_compile"] += [e for e in entries if json.dumps(e, sort_keys=True) not in known][: max(room, 0)]
         refused = next((e for e in entries if e["ok"] is False), None)
         if refused is not None and not self.gpu:
             raise Stop(
@@ -867,11 +878,14 @@ class Judge:
                 raise Stop("rejected", MALFORMED)
             if measured <= 0:
                 # A call charged nothing: work done where the charge cannot see it, or (seen once
-                # on a loaded machine, for the reference) an accounting artefact. The call is
-                # made again on the same inputs a few times; only a persistent zero is a verdict.
+                # on a loaded machine, for the reference) an accounting artefact of the CPU
+                # charge. There, the call is made again, on fresh inputs (a repeat of the same
+                # ones could be answered from a cache), a few times; only a persistent zero is a
+                # verdict. On a GPU the time is the harness's own event time: never made again.
                 redone += 1
-                if redone > ZERO_CALL_RETRIES:
+                if self.gpu or redone > ZERO_CALL_RETRIES:
                     raise Stop("rejected", f"benchmark {_label(spec)}: a call that took no time at all")
+                salt = f"{salt}-redo{redone}"
                 continue
             samples.times.append(float(measured))
             samples.walls.append(wall_us)

@@ -125,7 +125,7 @@ def _preload() -> None:
     import importlib
 
     # Triton is loaded to compile (a GPU harness runs it so; a CPU harness switches to the
-    # interpreter, see harness._triton_for_the_interpreter), and its GPU backend warmed once.
+    # interpreter, see triton_mode.py), and its GPU backend warmed once.
     saved = os.environ.pop("TRITON_INTERPRET", None)
     try:
         for name in (
@@ -134,7 +134,7 @@ def _preload() -> None:
             "kerneldisc.evaluate.problem", "kerneldisc.evaluate.protocol", "kerneldisc.evaluate.verdict",
             "kerneldisc.evaluate.device", "kerneldisc.evaluate.seccomp", "kerneldisc.evaluate.tripwire",
             "kerneldisc.evaluate.link", "kerneldisc.evaluate.cuda_ipc", "kerneldisc.evaluate.uids", "kerneldisc.evaluate.cgroups", "kerneldisc.kernelbench",
-            "kerneldisc.evaluate.gpu_compile",
+            "kerneldisc.evaluate.gpu_compile", "kerneldisc.evaluate.triton_mode",
             "kerneldisc.task", "kerneldisc.errors", "torch.nn.functional", "torch.utils._device",
             "torch.utils._python_dispatch", "torch.overrides", "triton", "triton.language",
             "triton.runtime.autotuner", "numpy",
