@@ -316,6 +316,8 @@ def test_gpu_compile_figures_stand_beside_each_kernel(bench_dir, report_dir):
     verdicts = pd.read_csv(next((report_dir / "tables").glob("bench_*_verdicts.csv")))
     submission = verdicts[verdicts["candidate"] == "@submission"]
     assert "add_kernel sm_90" in submission["gpu_compile"].iloc[0]
+    low, high = (float(x) for x in submission["speedup_95ci"].iloc[0].split(" ")[0].split("-"))
+    assert low <= submission["speedup"].iloc[0] <= high  # each speedup with its 95 % interval
     assert "Compiled for a GPU by the evaluator: add_kernel sm_90" in (report_dir / "report.md").read_text()
 
 

@@ -758,7 +758,7 @@ class Judge:
         return mutated
 
     def _run_benchmarks(self, v: dict[str, Any], reference: dict[str, Any] | None) -> None:
-        from kerneldisc.evaluate.verdict import RuntimeStats, aggregate
+        from kerneldisc.evaluate.verdict import RuntimeStats, aggregate, speedup_interval
 
         raw = [self._bench(self.candidate, j, spec, trusted=False) for j, spec in enumerate(self.benchmarks)]
         raw2 = None
@@ -799,12 +799,18 @@ class Judge:
             {"spec": spec, "runtime": asdict(c), "reference": asdict(r), "handshake_us": h}
             for spec, c, r, h in zip(self.benchmarks, cand, ref, handshakes, strict=True)
         ]
+        low, high = speedup_interval(cand, ref, self.task.ranking_by)
         v.update(
             runtime_us=aggregate([s.mean_us for s in cand], self.task.ranking_by),
             reference_runtime_us=aggregate([s.mean_us for s in ref], self.task.ranking_by),
             speedup=speedup,
+            speedup_ci=[low, high],
         )
-        v["message"] = f"all {len(self.tests)} tests passed; speedup {speedup:.3f}x over the reference"
+        alike = "; not distinguishable from the reference" if low <= 1.0 <= high else ""
+        v["message"] = (
+            f"all {len(self.tests)} tests passed; speedup {speedup:.3f}x over the reference "
+            f"(95% interval {low:.3g}-{high:.3g}x{alike})"
+        )
 
     def _compile_for_gpu(self, v: dict[str, Any]) -> None:
         """The candidate's Triton kernels through a real GPU compiler (gpu_compile.py): on the CPU

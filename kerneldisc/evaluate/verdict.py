@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -68,6 +69,32 @@ def aggregate(means_us: list[float], ranking: str) -> float:
     return product ** (1.0 / len(means_us))
 
 
+Z_95 = 1.96  # a two-sided 95 % interval, from the normal approximation
+
+
+def speedup_interval(cand: list[RuntimeStats], ref: list[RuntimeStats], ranking: str) -> tuple[float, float]:
+    """A 95 % interval of the speedup (reference / candidate, aggregated as the task ranks),
+    from each benchmark's standard error, propagated on the log scale (a ratio is log-normal
+    enough for this); a benchmark timed once counts as exact."""
+    speedup = aggregate([r.mean_us for r in ref], ranking) / aggregate([c.mean_us for c in cand], ranking)
+    if ranking == "mean":
+        var = (
+            sum(r.stderr_us**2 for r in ref) / sum(r.mean_us for r in ref) ** 2
+            + sum(c.stderr_us**2 for c in cand) / sum(c.mean_us for c in cand) ** 2
+        )
+    else:
+        n = len(cand)
+        var = (
+            sum(
+                (r.stderr_us / r.mean_us) ** 2 + (c.stderr_us / c.mean_us) ** 2
+                for r, c in zip(ref, cand, strict=True)
+            )
+            / n**2
+        )
+    spread = math.exp(Z_95 * math.sqrt(var))
+    return speedup / spread, speedup * spread
+
+
 @dataclass
 class ReferenceTiming:
     """A task's reference timed once with the candidate protocol, reusable across verdicts."""
@@ -126,6 +153,9 @@ class Verdict:
     # Triton compiled it (on a GPU): kernel, target, ok, registers, spills, shared memory, error
     # (gpu_compile.py). CUDA C++ candidates get the same entries from nvcc.
     gpu_compile: list[dict[str, Any]] = field(default_factory=list)
+    # The speedup's 95 % interval [low, high] (speedup_interval); one that holds 1.0 means the
+    # candidate and the reference cannot be told apart at this measurement's precision.
+    speedup_ci: list[float] | None = None
     stdout_tail: str = ""
     stderr_tail: str = ""
     elapsed_s: float = 0.0
@@ -173,6 +203,8 @@ class Verdict:
                 line += f", reference {self.reference_runtime_us:.1f} us"
             if self.speedup is not None:
                 line += f", speedup {self.speedup:.3f}x" + (" (re-measured)" if self.rechecked else "")
+                if self.speedup_ci:
+                    line += f", 95% interval {self.speedup_ci[0]:.3g}-{self.speedup_ci[1]:.3g}x"
             lines.append(line)
         for k in self.gpu_compile:
             if k.get("ok"):

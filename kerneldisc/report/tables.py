@@ -250,6 +250,7 @@ def verdicts_table(evals: list[EvalResult]) -> pd.DataFrame:
             "runtime_us": e.verdict.get("runtime_us"),
             "reference_runtime_us": e.verdict.get("reference_runtime_us"),
             "speedup": e.verdict.get("speedup"),
+            "speedup_95ci": _interval_text(e.verdict.get("speedup_ci")),
             # A CPU verdict on Triton code ran through Triton's interpreter: no GPU behaviour shows.
             "executed": "Triton interpreter" if e.verdict.get("interpreted") else e.verdict.get("device"),
             "gpu_compile": gpu_compile_text(e.verdict.get("gpu_compile")),
@@ -265,11 +266,21 @@ def verdicts_table(evals: list[EvalResult]) -> pd.DataFrame:
         "runtime_us",
         "reference_runtime_us",
         "speedup",
+        "speedup_95ci",
         "executed",
         "gpu_compile",
         "message",
     ]
     return pd.DataFrame(rows, columns=columns)
+
+
+def _interval_text(ci: Any) -> str:
+    """A speedup's 95 % interval as "low-high", marked when it holds 1 (no telling it apart
+    from the reference)."""
+    if not (isinstance(ci, (list, tuple)) and len(ci) == 2 and all(isinstance(x, (int, float)) for x in ci)):
+        return ""
+    low, high = ci
+    return f"{low:.3g}-{high:.3g}" + (" (same as reference)" if low <= 1.0 <= high else "")
 
 
 def gpu_compile_text(entries: Any) -> str:
