@@ -262,9 +262,9 @@ class Helper:
 
 
 def _serve_helper(requests: int, replies: int) -> None:
-    from kerneldisc.evaluate import triton_mode
+    from kerneldisc.evaluate.triton_mode import ensure as ensure_triton_mode
 
-    triton_mode.ensure(interpret=False)  # (forked before the harness switched to the interpreter)
+    ensure_triton_mode(interpret=False)  # (forked before the harness switched to the interpreter)
     module: dict[str, Any] | None = None
     module_error = None
     while True:

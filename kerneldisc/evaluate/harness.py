@@ -151,9 +151,9 @@ def _serve(spec: HarnessSpec, link: _Link) -> None:
             _HELPER = Helper()  # before Triton is switched to its interpreter (gpu_compile.py)
             _LAUNCHES = Launches()
         if spec.role == "candidate" or spec.reference_uses_triton:
-            from kerneldisc.evaluate import triton_mode
+            from kerneldisc.evaluate.triton_mode import ensure as ensure_triton_mode
 
-            triton_mode.ensure(interpret=True)  # see triton_mode.py
+            ensure_triton_mode(interpret=True)  # see triton_mode.py
         _autotune_first_config()
         if _LAUNCHES is not None:
             from kerneldisc.evaluate.gpu_compile import install_recorder

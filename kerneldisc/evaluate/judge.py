@@ -107,9 +107,9 @@ def _judge(request: dict[str, Any], link) -> None:
         if device == "cpu":
             _cap_own_memory()
             if "triton" in (task.reference_source or ""):  # the judge runs the reference too
-                from kerneldisc.evaluate import triton_mode
+                from kerneldisc.evaluate.triton_mode import ensure as ensure_triton_mode
 
-                triton_mode.ensure(interpret=True)
+                ensure_triton_mode(interpret=True)
         # The reference is loaded before any candidate process exists, its modules compiled from
         # the bytes read now (see task.import_reference).
         problem = load_problem(task)
