@@ -33,7 +33,7 @@ def import_fixture(name: str) -> types.ModuleType:
 def test_a_kernelbench_file_loads_as_a_task():
     task = load_task(PROBLEM)  # a file path dispatches to the KernelBench loader
     assert task.kind == "kernelbench" and task.name == "linear_relu"
-    assert task.tests == [{"seed": s} for s in TEST_SEEDS] and len(task.tests) == 2
+    assert task.tests == [{"seed": s} for s in TEST_SEEDS] and len(task.tests) == 5
     assert task.benchmarks and all("seed" in s for s in task.benchmarks)
     # KernelBench's current tolerances: 1e-4 for float32 outputs, 1e-2 for 16-bit ones
     assert (task.ranking_by, task.rtol, task.atol) == ("mean", 1e-4, 1e-4)
