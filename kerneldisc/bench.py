@@ -179,12 +179,15 @@ def _entry(raw: Any, index: int, defaults: dict, timeout_s: float | None, suite_
         raise ConfigError(f"{where}: give exactly one of 'eval' (candidate files) or 'discover' (settings)")
     action = actions[0]
     if "kernelbench" in raw:
-        task = str(kernelbench_problem(raw["kernelbench"], where))
+        task = str(kernelbench_problem(raw["kernelbench"], where)) + kernelbench_query(
+            raw["kernelbench"], where
+        )
     elif raw.get("task"):
         task = _task_ref(str(raw["task"]), suite_path)
     else:
         raise ConfigError(f"{where}: missing 'task' (a reference task name, folder or KernelBench file)")
-    name = str(raw.get("name") or f"{Path(task).stem if '/' in task else task}-{action}")
+    bare = task.partition("?")[0]
+    name = str(raw.get("name") or f"{Path(bare).stem if '/' in bare else bare}-{action}")
     if not re.fullmatch(r"[A-Za-z0-9_.+-]+", name):
         raise ConfigError(
             f"{where}: name {name!r} must use only letters, digits and . _ + - (it names a folder)"
@@ -239,11 +242,33 @@ def kernelbench_problem(spec: Any, where: str) -> Path:
     return matches[0].resolve()
 
 
+def kernelbench_query(spec: dict[str, Any], where: str) -> str:
+    """A kernelbench entry's `precision` and `sizes` as the task's options (`?precision=bf16&dim=1024`)."""
+    from urllib.parse import urlencode
+
+    unknown = sorted(set(spec) - {"root", "level", "problem", "precision", "sizes"})
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown kernelbench key(s) {', '.join(unknown)} (known: root, level, problem, precision, sizes)"
+        )
+    sizes = spec.get("sizes") or {}
+    if not isinstance(sizes, dict):
+        raise ConfigError(
+            f"{where}: kernelbench sizes must be a mapping of the file's size names, e.g. {{batch_size: 16}}"
+        )
+    pairs = ([("precision", str(spec["precision"]))] if spec.get("precision") else []) + [
+        (str(k), str(v)) for k, v in sizes.items()
+    ]
+    return "?" + urlencode(pairs) if pairs else ""
+
+
 def _task_ref(text: str, suite_path: Path) -> str:
-    """A bare name stays a reference task name; anything else is a path made absolute."""
-    if "/" not in text and not text.endswith(".py"):
+    """A bare name stays a reference task name; anything else is a path made absolute (a
+    KernelBench file's options after `?` kept as they are)."""
+    path, mark, query = text.partition("?")
+    if "/" not in path and not path.endswith(".py"):
         return text
-    return str(_resolve_path(text, suite_path))
+    return str(_resolve_path(path, suite_path)) + mark + query
 
 
 def _candidate_ref(text: str, suite_path: Path, where: str) -> str:

@@ -43,8 +43,47 @@ TOLERANCE = TOLERANCE_BY_DTYPE["float32"]
 KernelBenchData = tuple[tuple[Any, ...], tuple[Any, ...]]  # (inputs, init_inputs)
 
 
-def load_kernelbench_task(path: str | Path) -> Task:
-    """A Task for a KernelBench file, validated statically (the file is parsed, not run)."""
+PRECISIONS = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+
+
+def parse_options(query: str, path: Path) -> dict[str, Any]:
+    """`precision=bf16&batch_size=16&dim=16384` -> {"precision": "bf16", "sizes": {...}}: the
+    precision KernelBench's harness can cast a problem to, and values for the file's own
+    module-level size names (what `get_inputs` reads), checked against the file."""
+    from urllib.parse import parse_qsl
+
+    try:
+        pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=True)
+    except ValueError:
+        raise TaskError(f"{path}: options '{query}' are not NAME=VALUE pairs joined by '&'") from None
+    source = read_text(path)
+    defined = top_level_names(parse_source(path, source))
+    options: dict[str, Any] = {"precision": None, "sizes": {}}
+    for name, value in pairs:
+        if name == "precision":
+            if value not in PRECISIONS:
+                raise TaskError(f"{path}: precision must be one of {', '.join(PRECISIONS)}, got {value!r}")
+            options["precision"] = value
+            continue
+        if name not in defined or name in REQUIRED:
+            raise TaskError(
+                f"{path}: option {name!r} is neither `precision` nor a module-level size of the file "
+                f"(its names: {', '.join(sorted(n for n in defined if n not in REQUIRED)) or 'none'})"
+            )
+        try:
+            number = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            number = None
+        if not isinstance(number, (int, float)) or isinstance(number, bool):
+            raise TaskError(f"{path}: size {name}={value!r} is not a number")
+        options["sizes"][name] = number
+    return options
+
+
+def load_kernelbench_task(path: str | Path, options: dict[str, Any] | None = None) -> Task:
+    """A Task for a KernelBench file, validated statically (the file is parsed, not run).
+    `options` (parse_options): a precision to cast inputs and both models to, and overrides of
+    the file's module-level sizes."""
     path = Path(path).resolve()
     source = read_text(path)
     tree = parse_source(path, source)
@@ -54,8 +93,12 @@ def load_kernelbench_task(path: str | Path) -> Task:
         raise TaskError(
             f"{path}: a KernelBench problem must define {', '.join(REQUIRED)}; missing: {', '.join(missing)}"
         )
+    options = options or {"precision": None, "sizes": {}}
+    label = [f"{k}={v}" for k, v in options["sizes"].items()]
+    if options["precision"]:
+        label.insert(0, options["precision"])
     return Task(
-        name=path.stem,
+        name=path.stem + (f"[{','.join(label)}]" if label else ""),
         kind="kernelbench",
         path=path,
         description=_describe(path, tree),
@@ -66,43 +109,70 @@ def load_kernelbench_task(path: str | Path) -> Task:
         rtol=TOLERANCE,
         atol=TOLERANCE,
         tolerance_by_dtype=dict(TOLERANCE_BY_DTYPE),
+        extra={"kernelbench_options": options} if label else {},
         language="triton",
     )
 
 
-def make_problem(path: str | Path) -> tuple[Callable[..., KernelBenchData], Callable[[KernelBenchData], Any]]:
-    """(generate_input, ref_kernel) for the file at `path`; imports (runs) the file."""
+def make_problem(
+    path: str | Path, options: dict[str, Any] | None = None
+) -> tuple[Callable[..., KernelBenchData], Callable[[KernelBenchData], Any]]:
+    """(generate_input, ref_kernel) for the file at `path`; imports (runs) the file, then sets
+    its module-level sizes from `options` and casts inputs and the model to its precision."""
     problem = _import_file(Path(path), "_kerneldisc_kernelbench_problem")
+    options = options or {}
+    for name, value in (options.get("sizes") or {}).items():
+        setattr(problem, name, value)  # what get_inputs / get_init_inputs read
+    dtype = _dtype(options.get("precision"))
 
     def generate_input(seed: int, device: str = "cpu") -> KernelBenchData:
         import torch
 
         torch.manual_seed(seed)
         init_inputs = tuple(problem.get_init_inputs())
-        inputs = tuple(problem.get_inputs())
+        inputs = _cast(tuple(problem.get_inputs()), dtype)
         return _to_device(inputs, device), _to_device(init_inputs, device)
 
-    return generate_input, _model_runner(problem.Model)
+    return generate_input, _model_runner(problem.Model, dtype)
 
 
-def wrap_candidate(module: types.ModuleType) -> Callable[[KernelBenchData], Any]:
-    """`custom_kernel(data)` for a candidate module that defines `ModelNew`."""
+def _dtype(precision: str | None):
+    import torch
+
+    return getattr(torch, PRECISIONS[precision]) if precision else None
+
+
+def _cast(values: tuple, dtype) -> tuple:
+    """Floating tensors cast to `dtype` (KernelBench's precision option); the rest as they are."""
+    import torch
+
+    if dtype is None:
+        return values
+    return tuple(v.to(dtype) if isinstance(v, torch.Tensor) and v.is_floating_point() else v for v in values)
+
+
+def wrap_candidate(
+    module: types.ModuleType, precision: str | None = None
+) -> Callable[[KernelBenchData], Any]:
+    """`custom_kernel(data)` for a candidate module that defines `ModelNew` (cast to the task's
+    precision, as the reference model is)."""
     model_new = getattr(module, "ModelNew", None)
     if not isinstance(model_new, type):
         raise CandidateError(
             "candidate defines no ModelNew class (a KernelBench candidate is a module with "
             "`class ModelNew(nn.Module)` taking Model's constructor arguments)"
         )
-    return _model_runner(model_new)
+    return _model_runner(model_new, _dtype(precision))
 
 
 def kernelbench_problem_parts(task: Task) -> tuple[Callable, Callable, Callable]:
     """(generate_input, ref_kernel, wrap_candidate) for a KernelBench task, for the evaluator."""
-    generate_input, ref_kernel = make_problem(task.path)
-    return generate_input, ref_kernel, wrap_candidate
+    options = task.extra.get("kernelbench_options") or {}
+    generate_input, ref_kernel = make_problem(task.path, options)
+    return generate_input, ref_kernel, lambda module: wrap_candidate(module, options.get("precision"))
 
 
-def _model_runner(cls: type) -> Callable[[KernelBenchData], Any]:
+def _model_runner(cls: type, dtype=None) -> Callable[[KernelBenchData], Any]:
     import torch
 
     models: dict[tuple, Any] = {}
@@ -116,7 +186,7 @@ def _model_runner(cls: type) -> Callable[[KernelBenchData], Any]:
             torch.manual_seed(WEIGHT_SEED)
             model = cls(*init_inputs)
             if isinstance(model, torch.nn.Module):
-                model = model.to(device)
+                model = model.to(device) if dtype is None else model.to(device=device, dtype=dtype)
             models[key] = model
         with torch.no_grad():
             return model(*inputs)

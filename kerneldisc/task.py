@@ -61,12 +61,17 @@ def list_reference_tasks() -> list[str]:
 
 
 def load_task(name_or_path: str | Path) -> Task:
-    path = resolve_task_path(name_or_path)
+    """A reference task name, a task folder, or a KernelBench file; a KernelBench file may carry
+    options after `?`: `19_ReLU.py?precision=bf16&batch_size=16&dim=16384` (see docs/tasks.md)."""
+    text, _, query = str(name_or_path).partition("?")
+    path = resolve_task_path(text)
     if path.is_file():
-        from kerneldisc.kernelbench import load_kernelbench_task
+        from kerneldisc.kernelbench import load_kernelbench_task, parse_options
 
-        task = load_kernelbench_task(path)
+        task = load_kernelbench_task(path, parse_options(query, path) if query else None)
     else:
+        if query:
+            raise TaskError(f"task '{name_or_path}': options after '?' are for KernelBench files only")
         task = _load_folder(path)
     task.files_digest = task_files_digest(task)
     return task

@@ -80,10 +80,35 @@ def test_kernelbench_problems_are_picked_by_level_and_number(tmp_path, monkeypat
     monkeypatch.setenv("KERNELBENCH_ROOT", str(tmp_path / "KernelBench"))
     suite = load_suite(REPO / "benchmarks" / "kernelbench.yml")
     by_name = {e.name: e for e in suite.entries}
-    assert Path(by_name["l1-softmax"].task) == level1 / "23_Softmax.py"
-    assert Path(by_name["l1-relu"].task) == level1 / "19_ReLU.py"
+    # the CPU suite shrinks each file's own sizes (KernelBench's published ones need a GPU)
+    assert by_name["l1-softmax"].task == f"{level1 / '23_Softmax.py'}?batch_size=16&dim=16384"
+    assert by_name["l1-relu"].task.startswith(f"{level1 / '19_ReLU.py'}?")
     assert by_name["l1-softmax-discover"].action == "discover"
     assert by_name["l1-softmax-discover"].settings["steps"] == 3  # suite defaults reach entries
+    gpu = {e.name: e for e in load_suite(REPO / "benchmarks" / "kernelbench_gpu.yml").entries}
+    assert Path(gpu["l1-relu"].task) == level1 / "19_ReLU.py"  # published sizes, as they are
+    assert set(gpu) == set(by_name)
+
+
+def test_a_kernelbench_entry_carries_precision_and_sizes_to_its_task(tmp_path):
+    problem = REPO / "tests" / "fixtures" / "kernelbench" / "kb_sum_problem.py"
+    level1 = tmp_path / "KernelBench" / "level1"
+    level1.mkdir(parents=True)
+    (level1 / "7_Sum.py").write_text(problem.read_text())
+    suite = write_suite(
+        tmp_path,
+        f"entries:\n  - kernelbench: {{root: {tmp_path}, level: 1, problem: 7, precision: bf16, sizes: {{dim: 1024}}}}\n"
+        "    eval: ['@reference']\n",
+    )
+    (entry,) = load_suite(suite).entries
+    assert entry.name == "7_Sum-eval" and entry.task.endswith("7_Sum.py?precision=bf16&dim=1024")
+    assert load_task(entry.task).name == "7_Sum[bf16,dim=1024]"
+    typo = write_suite(
+        tmp_path,
+        f"entries:\n  - kernelbench: {{root: {tmp_path}, level: 1, problem: 7, size: {{dim: 3}}}}\n    eval: ['@reference']\n",
+    )
+    with pytest.raises(ConfigError, match="unknown kernelbench key.*size"):
+        load_suite(typo)
 
 
 def test_suite_errors_name_the_file_and_entry(tmp_path):

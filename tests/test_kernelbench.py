@@ -147,3 +147,46 @@ def test_a_float32_kernel_off_by_a_dropped_element_is_incorrect_and_a_16_bit_one
     assert evaluate(fp32, FIXTURES / "kb_sum_honest.py", cfg).status == "ok"
     bf16 = evaluate(load_task(FIXTURES / "kb_sum_bf16_problem.py"), FIXTURES / "kb_sum_honest.py", cfg)
     assert bf16.status == "ok", bf16.message
+
+
+def test_options_set_the_precision_and_the_files_own_sizes():
+    """`file.py?precision=bf16&dim=1024`: KernelBench's precision option (inputs and both models
+    cast) and the file's module-level sizes overridden, the way a CPU-sized suite runs it."""
+    task = load_task(f"{FIXTURES / 'kb_sum_problem.py'}?precision=bf16&dim=1024")
+    assert task.name == "kb_sum_problem[bf16,dim=1024]" and task.path == FIXTURES / "kb_sum_problem.py"
+    generate_input, ref_kernel, wrap = kernelbench_problem_parts(task)
+    data = generate_input(seed=TEST_SEEDS[0])
+    (x,), _ = data
+    assert x.dtype == torch.bfloat16 and tuple(x.shape) == (16, 1024)
+    assert ref_kernel(data).dtype == torch.bfloat16
+    candidate = wrap(import_fixture("kb_sum_honest"))
+    assert torch.allclose(candidate(data).float(), ref_kernel(data).float(), rtol=1e-2, atol=1e-2)
+
+
+@pytest.mark.parametrize(
+    "query, message",
+    [
+        ("precision=fp8", "precision must be one of fp32, fp16, bf16"),
+        ("batch=3", "neither `precision` nor a module-level size of the file .*batch_size, dim"),
+        ("dim=large", "dim='large' is not a number"),
+        ("dim", "not NAME=VALUE pairs"),
+    ],
+)
+def test_bad_options_are_named(query, message):
+    with pytest.raises(TaskError, match=message):
+        load_task(f"{FIXTURES / 'kb_sum_problem.py'}?{query}")
+
+
+def test_options_are_for_kernelbench_files_only():
+    with pytest.raises(TaskError, match="for KernelBench files only"):
+        load_task("vectoradd?precision=bf16")
+
+
+@pytest.mark.slow
+def test_a_smaller_size_still_judges_right_and_wrong():
+    from kerneldisc.evaluate import EvalConfig, evaluate
+
+    cfg = EvalConfig(device="cpu", timeout_s=120, time_budget_s=0.1)
+    small = load_task(f"{FIXTURES / 'kb_sum_problem.py'}?dim=1024")
+    assert evaluate(small, FIXTURES / "kb_sum_honest.py", cfg).status == "ok"
+    assert evaluate(small, FIXTURES / "kb_sum_drops_one.py", cfg).status == "incorrect"
