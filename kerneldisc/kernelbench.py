@@ -136,6 +136,40 @@ def make_problem(
     return generate_input, _model_runner(problem.Model, dtype)
 
 
+def meta_megabytes(task: Task) -> float | None:
+    """What a KernelBench problem's inputs and output take, in MB, worked out without memory:
+    `get_inputs`, the model and its forward run on torch's meta device (shapes only). None when
+    the problem does not run there (an op without a meta kernel, data-dependent shapes)."""
+    import torch
+
+    options = task.extra.get("kernelbench_options") or {}
+    try:
+        problem = _import_file(Path(task.path), "_kerneldisc_kernelbench_sizes")
+        for name, value in (options.get("sizes") or {}).items():
+            setattr(problem, name, value)
+        dtype = _dtype(options.get("precision"))
+        with torch.device("meta"), torch.no_grad():
+            init_inputs = tuple(problem.get_init_inputs())
+            inputs = _cast(tuple(problem.get_inputs()), dtype)
+            model = problem.Model(*init_inputs)
+            if dtype is not None and isinstance(model, torch.nn.Module):
+                model = model.to(dtype=dtype)
+            output = model(*inputs)
+    except Exception:  # noqa: BLE001 - no estimate: the evaluation finds out the usual way
+        return None
+
+    def nbytes(obj: Any) -> int:
+        if isinstance(obj, torch.Tensor):
+            return obj.numel() * obj.element_size()
+        if isinstance(obj, (tuple, list)):
+            return sum(nbytes(v) for v in obj)
+        if isinstance(obj, dict):
+            return sum(nbytes(v) for v in obj.values())
+        return 0
+
+    return (nbytes(inputs) + nbytes(output)) / 1e6
+
+
 def _dtype(precision: str | None):
     import torch
 

@@ -190,3 +190,17 @@ def test_a_smaller_size_still_judges_right_and_wrong():
     small = load_task(f"{FIXTURES / 'kb_sum_problem.py'}?dim=1024")
     assert evaluate(small, FIXTURES / "kb_sum_honest.py", cfg).status == "ok"
     assert evaluate(small, FIXTURES / "kb_sum_drops_one.py", cfg).status == "incorrect"
+
+
+@pytest.mark.slow
+def test_kernelbench_sizes_beyond_this_machine_are_refused_before_anything_runs():
+    """A KernelBench file has no byte expression: its sizes are worked out on the meta device."""
+    from kerneldisc.errors import ConfigError
+    from kerneldisc.evaluate import EvalConfig, evaluate
+
+    huge = load_task(f"{FIXTURES / 'kb_sum_problem.py'}?dim=1000000000")  # 64 GB of input
+    with pytest.raises(TaskError, match=r"takes about 64,000 MB .*meta device.*MB available.*NAME=VALUE"):
+        evaluate(huge, FIXTURES / "kb_sum_honest.py", EvalConfig(device="cpu"))
+    large = load_task(f"{FIXTURES / 'kb_sum_problem.py'}?dim=20000000")  # 1.28 GB
+    with pytest.raises(ConfigError, match="memory limit of 1024 MB: raise it"):
+        evaluate(large, FIXTURES / "kb_sum_honest.py", EvalConfig(device="cpu", memory_limit_mb=1024))

@@ -114,6 +114,8 @@ def _judge(request: dict[str, Any], link) -> None:
         # the bytes read now (see task.import_reference).
         problem = load_problem(task)
         _check_task_files(task, "while the reference was loaded")
+        if task.kind == "kernelbench" and device == "cpu":
+            _check_kernelbench_fits(task, request["settings_cpu"]["memory_limit_mb"])
         judge = Judge(task, problem, device, request)
         if request.get("reference") is None:
             # Forked first, so the candidate's seccomp filter forbids signalling it (see seccomp.py).
@@ -179,6 +181,24 @@ def _answer(judge: Judge, task, request: dict[str, Any]) -> dict[str, Any]:
             except TamperedTask as tampered:
                 return {"verdict": judge.failed("rejected", str(tampered))}
         return {"task_error": f"the reference failed: {type(exc).__name__}: {exc}"}
+
+
+def _check_kernelbench_fits(task, memory_limit_mb: int | None) -> None:
+    """A KernelBench file has no `bytes` expression: its sizes are worked out on the meta device
+    (no memory) before anything is made, and refused with the size needed if they cannot fit."""
+    from kerneldisc.errors import ConfigError, TaskError
+    from kerneldisc.evaluate.sizes import check_need
+    from kerneldisc.kernelbench import meta_megabytes
+
+    need = meta_megabytes(task)
+    if need is None:
+        return
+    try:
+        check_need(f"KernelBench problem {task.name}", need, memory_limit_mb, "worked out on the meta device")
+    except TaskError as exc:
+        raise TaskFault(str(exc)) from None
+    except ConfigError as exc:
+        raise CallerError(str(exc)) from None
 
 
 def _cap_own_memory() -> None:

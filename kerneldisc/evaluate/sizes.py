@@ -87,22 +87,26 @@ def check_fits(task: Task, device: str, memory_limit_mb: int | None) -> None:
     if found is None:
         return
     spec, need_mb = found
-    where = (
-        f"task {task.name}: {{{spec_label(spec)}}} takes about {need_mb:,.0f} MB for its inputs and output"
+    check_need(
+        f"task {task.name}: {{{spec_label(spec)}}}", need_mb, memory_limit_mb, "its `bytes` expression"
     )
+
+
+def check_need(where: str, need_mb: float, memory_limit_mb: int | None, how: str) -> None:
+    """The check itself, for a need found one way or another (`how` says which)."""
+    where = f"{where} takes about {need_mb:,.0f} MB for its inputs and output ({how})"
     options = (
         "Run it on a GPU machine, or give the task smaller CPU sizes (cpu_tests / cpu_benchmarks in "
-        "task.yml, see docs/tasks.md)"
+        "task.yml, or a KernelBench file's own sizes as file.py?NAME=VALUE, see docs/tasks.md)"
     )
     free = available_mb()
     if free is not None and need_mb * COPIES > free:
         raise TaskError(
-            f"{where} (its `bytes` expression); the evaluator holds about {COPIES} copies on the CPU, "
-            f"{need_mb * COPIES:,.0f} MB, and this machine has {free:,.0f} MB available. {options}."
+            f"{where}; the evaluator holds about {COPIES} copies on the CPU, {need_mb * COPIES:,.0f} MB, "
+            f"and this machine has {free:,.0f} MB available. {options}."
         )
     if memory_limit_mb is not None and need_mb > memory_limit_mb:
         raise ConfigError(
-            f"{where} (its `bytes` expression), more than the candidate's memory limit of "
-            f"{memory_limit_mb} MB: raise it (`kerneldisc eval --memory-limit MB`, or eval_memory_mb in "
-            f"a discover config). {options}."
+            f"{where}, more than the candidate's memory limit of {memory_limit_mb} MB: raise it "
+            f"(`kerneldisc eval --memory-limit MB`, or eval_memory_mb in a discover config). {options}."
         )
