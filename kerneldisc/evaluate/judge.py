@@ -115,7 +115,7 @@ def _judge(request: dict[str, Any], link) -> None:
         problem = load_problem(task)
         _check_task_files(task, "while the reference was loaded")
         if task.kind == "kernelbench" and device == "cpu":
-            _check_kernelbench_fits(task, request["settings_cpu"]["memory_limit_mb"])
+            _check_kernelbench_fits(task, request)
         judge = Judge(task, problem, device, request)
         if request.get("reference") is None:
             # Forked first, so the candidate's seccomp filter forbids signalling it (see seccomp.py).
@@ -183,18 +183,27 @@ def _answer(judge: Judge, task, request: dict[str, Any]) -> dict[str, Any]:
         return {"task_error": f"the reference failed: {type(exc).__name__}: {exc}"}
 
 
-def _check_kernelbench_fits(task, memory_limit_mb: int | None) -> None:
+def _check_kernelbench_fits(task, request: dict[str, Any]) -> None:
     """A KernelBench file has no `bytes` expression: its sizes are worked out on the meta device
-    (no memory) before anything is made, and refused with the size needed if they cannot fit."""
+    (no memory) before anything is made, and refused with the size needed if they cannot fit; a
+    default memory limit grows with them as it does for tasks with one (sizes.default_limit_mb)."""
     from kerneldisc.errors import ConfigError, TaskError
-    from kerneldisc.evaluate.sizes import check_need
+    from kerneldisc.evaluate.sizes import check_need, limit_for
     from kerneldisc.kernelbench import meta_megabytes
 
     need = meta_megabytes(task)
     if need is None:
         return
+    settings = request["settings_cpu"]
+    if request["config"].get("memory_limit_mb") is None:
+        settings["memory_limit_mb"] = limit_for(need, settings["memory_limit_mb"])
     try:
-        check_need(f"KernelBench problem {task.name}", need, memory_limit_mb, "worked out on the meta device")
+        check_need(
+            f"KernelBench problem {task.name}",
+            need,
+            settings["memory_limit_mb"],
+            "worked out on the meta device",
+        )
     except TaskError as exc:
         raise TaskFault(str(exc)) from None
     except ConfigError as exc:

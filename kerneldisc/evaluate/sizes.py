@@ -73,9 +73,11 @@ def default_limit_mb(task: Task, device: str, base_mb: int) -> int:
     whose inputs and output are large (torch itself, the inputs mapped, the output, room for as
     much again in temporaries), so that a correct kernel is not refused for the task's size."""
     found = largest_spec(task, device) if device == "cpu" else None
-    if found is None:
-        return base_mb
-    return max(base_mb, int(2048 + 4 * found[1]))
+    return base_mb if found is None else limit_for(found[1], base_mb)
+
+
+def limit_for(need_mb: float, base_mb: int) -> int:
+    return max(base_mb, int(2048 + 4 * need_mb))
 
 
 def check_fits(task: Task, device: str, memory_limit_mb: int | None) -> None:
