@@ -108,3 +108,19 @@ def test_the_default_memory_limit_grows_with_the_tasks_sizes(tmp_path):
     task = load_task(_sized(tmp_path, 500_000_000))  # 6 GB of inputs and output
     assert default_limit_mb(task, "cpu", 8192) == 2048 + 4 * 6000
     assert default_limit_mb(load_task("vectoradd"), "cpu", 8192) == 8192  # small tasks keep the default
+
+
+def test_a_folder_without_a_bytes_expression_is_sized_by_its_inputs(tmp_path):
+    """No `bytes` expression (GPU MODE folders have none): the judge makes each size's inputs once
+    and measures them before any candidate process exists."""
+    from kerneldisc.errors import ConfigError
+
+    folder = _folder(
+        tmp_path, "def generate_input(size, seed):\n    return (torch.ones(size), torch.ones(size))\n"
+    )
+    (folder / "task.yml").write_text(
+        "tests:\n  - {size: 64, seed: 1}\nbenchmarks:\n  - {size: 75000000, seed: 2}\n"
+    )
+    task = load_task(folder)  # the benchmark's inputs: 600 MB, taken as 1200 MB with the output
+    with pytest.raises(ConfigError, match=r"size: 75000000.*1,200 MB.*memory limit of 1024 MB: raise it"):
+        evaluate(task, CANDIDATES / "add_torch.py", EvalConfig(device="cpu", memory_limit_mb=1024))

@@ -116,6 +116,8 @@ def _judge(request: dict[str, Any], link) -> None:
         _check_task_files(task, "while the reference was loaded")
         if task.kind == "kernelbench" and device == "cpu":
             _check_kernelbench_fits(task, request)
+        elif device == "cpu" and not task.bytes:
+            _check_folder_fits(task, problem, request)
         judge = Judge(task, problem, device, request)
         if request.get("reference") is None:
             # Forked first, so the candidate's seccomp filter forbids signalling it (see seccomp.py).
@@ -203,6 +205,40 @@ def _check_kernelbench_fits(task, request: dict[str, Any]) -> None:
             need,
             settings["memory_limit_mb"],
             "worked out on the meta device",
+        )
+    except TaskError as exc:
+        raise TaskFault(str(exc)) from None
+    except ConfigError as exc:
+        raise CallerError(str(exc)) from None
+
+
+def _check_folder_fits(task, problem, request: dict[str, Any]) -> None:
+    """A task folder without a `bytes` expression: each distinct size's inputs are made once here
+    (values never used again) and measured; the output is taken to be as large again. A default
+    memory limit grows with the largest, as for tasks with one (sizes.py)."""
+    import secrets as _secrets
+
+    import kerneldisc.evaluate.check as check
+    from kerneldisc.errors import ConfigError, TaskError
+    from kerneldisc.evaluate.sizes import check_need, limit_for
+
+    tests, benchmarks = task.specs_for("cpu")
+    need, label = 0.0, ""
+    for spec in [*tests, *benchmarks][:32]:
+        try:
+            data = problem.make_input(spec, _secrets.randbits(32), "cpu")
+        except Exception as exc:
+            raise TaskFault(_input_failure(task, spec, "cpu", exc)) from None
+        mb = 2 * sum(t.numel() * t.element_size() for _, t in check.tensors(data)) / 1e6
+        if mb > need:
+            need, label = mb, spec_label(spec)
+        del data
+    settings = request["settings_cpu"]
+    if request["config"].get("memory_limit_mb") is None:
+        settings["memory_limit_mb"] = limit_for(need, settings["memory_limit_mb"])
+    try:
+        check_need(
+            f"task {task.name}: {{{label}}}", need, settings["memory_limit_mb"], "its inputs, measured, twice"
         )
     except TaskError as exc:
         raise TaskFault(str(exc)) from None
