@@ -33,7 +33,11 @@ def register(sub) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("task", nargs="?", help="reference task name, task folder, or KernelBench file")
+    p.add_argument(
+        "task",
+        nargs="?",
+        help="reference task name, task folder, or KernelBench file (optionally with options: 19_ReLU.py?precision=bf16&batch_size=16, see docs/tasks.md)",
+    )
     p.add_argument("--model", help="Hugging Face id or local path (default: embedded SmolLM2-135M-Instruct)")
     p.add_argument(
         "--policy",

@@ -30,7 +30,10 @@ def register(sub) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("task", help="a task name under reference_kernels/, a task folder, or a KernelBench file")
+    p.add_argument(
+        "task",
+        help="a task name under reference_kernels/, a task folder, or a KernelBench file (optionally with options: 19_ReLU.py?precision=bf16&batch_size=16, see docs/tasks.md)",
+    )
     p.add_argument(
         "candidate", help="the candidate .py file (custom_kernel(data), or ModelNew for KernelBench)"
     )
