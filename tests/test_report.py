@@ -383,3 +383,17 @@ def test_failed_entries_are_named_with_a_short_cause_and_their_whole_error_kept(
     assert detail.is_file() and result.failed[0]["error"] in detail.read_text()
     assert "1 of 2 entries failed: missing" in markdown
     assert "kb_sum_problem declares no `flops` or `bytes` expression" in markdown
+
+
+def test_several_runs_of_a_suite_are_drawn_on_one_chart(bench_dir, report_dir):
+    """The suite's two discovery runs: per step, on one picture, grouped by task and training."""
+    from kerneldisc.report.sources import load_bench
+    from kerneldisc.report.tables import run_curves
+
+    curves = run_curves(load_bench(bench_dir).runs)
+    assert list(curves) == ["vectoradd, training off"] and len(curves["vectoradd, training off"]) == 2
+    (png,) = (report_dir / "plots").glob("bench_*_runs.png")
+    assert (
+        png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        and f"plots/{png.name}" in (report_dir / "report.md").read_text()
+    )

@@ -241,6 +241,14 @@ def _bench_section(bench: BenchData, name: str, out_dir: Path) -> Section:
     if len(bench.runs) > 1:
         caption = "discovery runs side by side (candidates: sampled after the starting state)"
         section.blocks.append(Table(f"bench_{_slug(name)}_runs", tables.runs_table(bench.runs), caption))
+        curves = tables.run_curves(bench.runs)
+        if curves:
+            section.blocks.append(
+                Figure(
+                    plots.plot_runs(curves, out_dir / "plots" / f"bench_{_slug(name)}_runs.png"),
+                    "the runs per step, grouped by task and training on or off: mean line, min-max band across seeds",
+                )
+            )
         comparison = tables.training_comparison_table(bench.runs)
         if not comparison.empty:
             caption = (

@@ -53,6 +53,34 @@ def plot_learning(steps: pd.DataFrame, path: Path) -> Path:
     return _save(fig, path)
 
 
+def plot_runs(curves: dict[str, list[pd.DataFrame]], path: Path) -> Path:
+    """Several discovery runs on one chart, grouped (e.g. training on / off, seeds within each):
+    per step, the correct fraction and the best runtime's speedup over the run's starting
+    submission; the line is the group's mean, the band its min to max across runs."""
+    fig, (ax_c, ax_s) = plt.subplots(1, 2, figsize=(10, 3.6))
+    colors = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown"]
+    for (label, frames), color in zip(sorted(curves.items()), colors * 4, strict=False):
+        for ax, column in ((ax_c, "correct_fraction"), (ax_s, "over_start")):
+            table = pd.concat(
+                [f.set_index("step")[column].rename(i) for i, f in enumerate(frames) if column in f.columns], axis=1
+            ) if frames else pd.DataFrame()  # fmt: skip
+            if table.empty:
+                continue
+            table = table.apply(pd.to_numeric, errors="coerce").sort_index()
+            ax.plot(table.index, table.mean(axis=1), "o-", color=color, label=f"{label} ({len(frames)} runs)")
+            if len(frames) > 1:
+                ax.fill_between(table.index, table.min(axis=1), table.max(axis=1), color=color, alpha=0.2)
+    ax_c.set_title("correct fraction per step")
+    ax_c.set_ylim(0, 1.05)
+    ax_s.set_title("best speedup over the starting submission")
+    ax_s.set_yscale("log")
+    for ax in (ax_c, ax_s):
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    ax_c.legend(fontsize=8)
+    return _save(fig, path)
+
+
 def _line(ax, steps: pd.DataFrame, column: str, label: str, color: str) -> None:
     ax.set_xlabel("step")
     ax.set_title(label)

@@ -115,6 +115,24 @@ def training_comparison_table(runs: list[RunData]) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def run_curves(runs: list[RunData]) -> dict[str, list[pd.DataFrame]]:
+    """Per group of runs ("<task>, training on|off"): each run's steps with its correct fraction
+    and its best runtime's speedup over its starting submission."""
+    curves: dict[str, list[pd.DataFrame]] = {}
+    for run in runs:
+        steps = run.steps
+        if steps.empty or "step" not in steps.columns:
+            continue
+        start = run.summary.get("start_runtime_us")
+        frame = pd.DataFrame({"step": steps["step"]})
+        frame["correct_fraction"] = steps.get("correct_fraction")
+        if isinstance(start, (int, float)) and "best_runtime_us" in steps.columns:
+            frame["over_start"] = start / pd.to_numeric(steps["best_runtime_us"], errors="coerce")
+        label = f"{run.summary.get('task')}, training {'on' if run.summary.get('train') else 'off'}"
+        curves.setdefault(label, []).append(frame)
+    return curves
+
+
 def _second_half_correct(run: RunData) -> float:
     """The correct fraction of the candidates sampled in the second half of the run's steps."""
     history = run.history
