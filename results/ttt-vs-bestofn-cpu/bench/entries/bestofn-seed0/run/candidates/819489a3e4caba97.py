@@ -1,0 +1,7 @@
+def custom_kernel(data):
+    a, b = data
+    out = torch.empty_like(a)
+    n = a.numel()
+    block = 1024
+    add_kernel([(triton.cdiv(n, block),)](a, b, out, n, block), (triton.cadd(n, block), (b,)) * 1)
+    return out

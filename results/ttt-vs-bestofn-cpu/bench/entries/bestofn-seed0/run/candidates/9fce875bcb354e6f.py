@@ -1,0 +1,9 @@
+import numpy as np
+
+def ref_kernel(data: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    a, b = data
+    return a + b
+
+def custom_kernel(data: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    a, b = data
+    return a + b

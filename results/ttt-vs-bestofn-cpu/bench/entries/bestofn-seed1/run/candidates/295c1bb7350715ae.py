@@ -1,0 +1,10 @@
+def ref_kernel(data: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    a, b = data
+    return a + b
+def custom_kernel(data: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    a, b = data
+    return a + b, torch.add(b, b)
+
+def ref_kernel_custom(data: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    a, b = data
+    return a + b, b.dtype.newform(torch.FloatTensor)

@@ -1,0 +1,9 @@
+def custom_kernel_ref_kernel(a, b, out_ptr):
+    a = a.relu().apply(lambda x: a + x)
+    b = b.relu().apply(lambda x: b + x)
+    a = (a + b).relu().apply(lambda x: a + x)
+    b = (b + a).relu().apply(lambda x: b + x)
+    return a + b, b
+
+def ref_kernel_ref_kernel(a, b, out_ptr):
+    a = a.relu().apply(lambda x: a + x

@@ -1,0 +1,8 @@
+def ref_kernel(a, b, out_ptr):
+    a = (a + b).relu().apply(lambda x: a + x)
+    b = (b + a).relu().apply(lambda x: a + x)
+    a = (a + b).relu().apply(lambda x: a + x)
+    b = (b + a).relu().apply(lambda x: a + x)
+    a = (a + b).relu().apply(lambda x: a + x)
+    b = (b + a).relu().apply(lambda x: a + x)
+   

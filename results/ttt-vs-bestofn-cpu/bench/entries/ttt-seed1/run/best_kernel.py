@@ -1,0 +1,10 @@
+def custom_kernel(data):
+    a, b = data
+    return a + b
+
+def ref_kernel(x):
+    return a + b, x
+
+def add_kernel(a, b):
+    row_a, row_b = a, b
+    return a + b, float32 * row_a + float32 * row_b
