@@ -59,8 +59,9 @@ class HarnessSpec:
     # On the CPU: record the candidate's Triton launches and keep a helper to compile them for a
     # GPU target (gpu_compile.py); off when the evaluation has no targets.
     gpu_compile: bool = False
-    # The reference's own code uses Triton (then its harness, too, needs Triton's interpreter mode).
-    reference_uses_triton: bool = False
+    # The code this harness runs imports Triton (the candidate's, or the reference's own): then
+    # Triton's library is switched to the interpreter before it is imported (triton_mode.py).
+    uses_triton: bool = False
     # How the entry point is found: for the candidate, from its module (custom_kernel, or a
     # KernelBench ModelNew wrapper); for the reference, the reference function itself.
     entry: Callable[..., Any] | None = None
@@ -150,7 +151,7 @@ def _serve(spec: HarnessSpec, link: _Link) -> None:
 
             _HELPER = Helper()  # before Triton is switched to its interpreter (gpu_compile.py)
             _LAUNCHES = Launches()
-        if spec.role == "candidate" or spec.reference_uses_triton:
+        if spec.uses_triton:
             from kerneldisc.evaluate.triton_mode import ensure as ensure_triton_mode
 
             ensure_triton_mode(interpret=True)  # see triton_mode.py

@@ -453,7 +453,7 @@ class Judge:
             # the compiling helper only for candidates that use Triton: it is a child of the
             # harness, which a kernel that waits for all its own children would wait for too
             gpu_compile=role == "candidate" and bool(self._gpu_targets()) and imports_triton(source or ""),
-            reference_uses_triton="triton" in (getattr(self.task, "reference_source", "") or ""),
+            uses_triton=imports_triton(source or "") if role == "candidate" else "triton" in (self.task.reference_source or ""),
             entry=self.problem.ref_kernel if role == "reference" else self.problem.candidate_entry,
         )  # fmt: skip
         budget = float(self.request["config"]["timeout_s"])

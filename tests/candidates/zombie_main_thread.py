@@ -12,7 +12,7 @@ import torch
 
 H = sys.modules["kerneldisc.evaluate.harness"]
 _spec = types.SimpleNamespace(
-    role="reference", device="cpu", reference_uses_triton=False, entry=lambda data: data[0] @ data[1]
+    role="reference", device="cpu", uses_triton=False, entry=lambda data: data[0] @ data[1]
 )
 
 
