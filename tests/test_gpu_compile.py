@@ -248,3 +248,25 @@ def test_a_reference_written_in_triton_still_runs_under_the_interpreter(tmp_path
     )
     v = evaluate(load_task(folder), CANDIDATES / "add_torch.py", EvalConfig(device="cpu", timeout_s=120))
     assert v.status == "ok", v.message
+
+
+def test_a_compilation_is_cached_by_kernel_text_specialisation_and_target(tmp_path, monkeypatch):
+    """The judge keeps successful compilations (kerneldisc's cache folder): the same kernel and
+    specialisation, evaluated again (here as a different file), is not compiled again."""
+    monkeypatch.setenv("KERNELDISC_CACHE", str(tmp_path / "cache"))
+    task = load_task(CANDIDATES / "hmm_task")
+    cfg = EvalConfig(device="cpu", timeout_s=240, time_budget_s=0.1)
+    first = evaluate(task, CANDIDATES / "gpu_dot_k16.py", cfg)
+    assert first.status == "ok" and first.gpu_compile[0]["ok"] is True
+    (entry,) = (tmp_path / "cache" / "gpu-compile").glob("*.json")
+    cached = json.loads(entry.read_text())
+    entry.write_text(json.dumps({**cached, "registers": 7}))  # what the cache says, seen below
+    again = tmp_path / "again.py"
+    again.write_text((CANDIDATES / "gpu_dot_k16.py").read_text() + "\n# the same kernel in another file\n")
+    second = evaluate(task, again, cfg)
+    assert second.status == "ok" and second.gpu_compile[0]["registers"] == 7
+    refused = evaluate(task, CANDIDATES / "gpu_dot_k8.py", cfg)  # refusals are never cached
+    assert (
+        refused.status == "compile_error"
+        and len(list((tmp_path / "cache" / "gpu-compile").glob("*.json"))) == 1
+    )

@@ -239,15 +239,13 @@ class Helper:
         os.close(requests)
         os.close(replies)
 
-    def compile(self, launches: Launches, source: str, path: str, targets: list[int]) -> list[dict[str, Any]]:
-        """Every launch not compiled yet, for each target: one entry per kernel, target and
-        specialisation."""
-        pending = launches.pending()
-        if not pending or not targets:
+    def compile(
+        self, specs: list[dict[str, Any]], source: str, path: str, targets: list[int]
+    ) -> list[dict[str, Any]]:
+        """Each specialisation for each target: one entry per kernel, target and specialisation."""
+        if not specs or not targets:
             return []
-        for key, _ in pending:
-            launches.compiled.add(key)
-        request = {"source": source, "path": path, "targets": targets, "launches": [s for _, s in pending]}
+        request = {"source": source, "path": path, "targets": targets, "launches": specs}
         results = None
         try:
             _write_line(self._to_child, request)
@@ -257,8 +255,24 @@ class Helper:
         if not isinstance(results, list):
             return [{"kernel": s["kernel"], "target": f"sm_{t}", "ok": None,
                      "error": "not compiled: the compiling process ended without a result"}
-                    for _, s in pending for t in targets]  # fmt: skip
+                    for s in specs for t in targets]  # fmt: skip
         return results
+
+
+def cache_key(spec: dict[str, Any], arch: int) -> str | None:
+    """What a compilation's result depends on: the kernel's own source text, its specialisation,
+    the target and Triton's version (the module's other code only through what the kernel calls,
+    which the text names). None when the kernel's source is unknown."""
+    import hashlib
+
+    import triton
+
+    source = spec.get("source")
+    if not isinstance(source, dict) or not isinstance(source.get("text"), str):
+        return None
+    parts = [source["text"], spec.get("signature"), spec.get("constexprs"), spec.get("options"), arch,
+             triton.__version__]  # fmt: skip
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _serve_helper(requests: int, replies: int) -> None:

@@ -191,7 +191,7 @@ def _serve(spec: HarnessSpec, link: _Link) -> None:
             session.set_layout(command["layout"])
             continue
         try:
-            if command["op"] == "gpu_compile":
+            if command["op"] in ("gpu_compile", "gpu_launches"):
                 reply = _gpu_compile(spec, module, command)
             else:
                 reply = session.call(command, link) if command["op"] == "call" else session.audit()
@@ -360,6 +360,7 @@ def classify(exc: BaseException) -> str:
 _interpreted = [0]  # Triton kernels made for the interpreter (a label for the verdict, no more)
 _LAUNCHES = None  # the candidate's interpreted launches (gpu_compile.Launches), on the CPU
 _HELPER = None  # the child that compiles them for GPU targets (gpu_compile.Helper)
+_PENDING: list = []  # the launches last reported to the judge, (key, specialisation)
 
 
 def _gpu_compile(spec: HarnessSpec, module: Any, command: dict[str, Any]) -> dict[str, Any]:
@@ -372,11 +373,19 @@ def _gpu_compile(spec: HarnessSpec, module: Any, command: dict[str, Any]) -> dic
     if spec.device.startswith("cuda"):
         return {"ok": True, "gpu_compile": gpu_compile.compiled_on_gpu(module)}
     if _LAUNCHES is None or _HELPER is None:
-        return {"ok": True, "gpu_compile": []}
+        return {"ok": True, "launches": [], "gpu_compile": []}
+    if command["op"] == "gpu_launches":  # what was launched since the last time, for the judge's cache
+        _PENDING[:] = _LAUNCHES.pending()
+        for key, _ in _PENDING:
+            _LAUNCHES.compiled.add(key)
+        return {"ok": True, "launches": [s for _, s in _PENDING]}
+    chosen = [
+        _PENDING[i][1] for i in command.get("indices", []) if isinstance(i, int) and 0 <= i < len(_PENDING)
+    ]
     targets = [int(t) for t in command.get("targets", [])]
     return {
         "ok": True,
-        "gpu_compile": _HELPER.compile(_LAUNCHES, spec.candidate_source, spec.candidate_path, targets),
+        "gpu_compile": _HELPER.compile(chosen, spec.candidate_source, spec.candidate_path, targets),
     }
 
 

@@ -335,6 +335,47 @@ def _input_failure(task, spec: dict[str, Any], device: str, exc: BaseException) 
     return f"generate_input failed for {_label(spec)}: {text}"
 
 
+class _CompileCache:
+    """Successful GPU compilations by key (gpu_compile.cache_key), one JSON file each under
+    kerneldisc's cache folder, written by the judge (a candidate running as its own user cannot
+    write there)."""
+
+    def __init__(self) -> None:
+        self._folder: str | None = None
+
+    def folder(self) -> str:
+        if self._folder is None:
+            from kerneldisc.cache import cache_root
+
+            self._folder = str(cache_root() / "gpu-compile")
+        return self._folder
+
+    def get(self, key: str | None) -> dict[str, Any] | None:
+        if not key:
+            return None
+        try:
+            with open(os.path.join(self.folder(), key + ".json")) as f:
+                entry = json.load(f)
+        except (OSError, ValueError):
+            return None
+        return _compile_entry(entry) if isinstance(entry, dict) and entry.get("ok") is True else None
+
+    def put(self, key: str | None, entry: dict[str, Any]) -> None:
+        if not key:
+            return
+        try:
+            os.makedirs(self.folder(), exist_ok=True)
+            tmp = os.path.join(self.folder(), f".{key}.{os.getpid()}.tmp")
+            with open(tmp, "w") as f:
+                json.dump(entry, f)
+            os.replace(tmp, os.path.join(self.folder(), key + ".json"))
+        except OSError:
+            pass  # a cache that cannot be written only costs time
+
+
+_COMPILE_CACHE = _CompileCache()
+
+
 ZERO_CALL_RETRIES = 3  # calls charged nothing, made again (on fresh inputs) before that is a verdict
 MAX_COMPILE_ENTRIES = 64  # gpu_compile entries a verdict keeps (the candidate's word: bounded)
 
@@ -885,11 +926,12 @@ class Judge:
         if not targets and not self.gpu:
             return
         self._compiling = [f"sm_{t}" for t in targets] if not self.gpu else []
-        reply, _, _ = self.candidate.run({"op": "gpu_compile", "targets": targets})
+        if self.gpu:
+            reply = self._harness_reply({"op": "gpu_compile", "targets": targets})
+            raw = reply.get("gpu_compile")
+        else:
+            raw = self._compile_cached(targets)
         self._compiling = []  # kept on a timeout: the message names what ran out of time
-        if reply.get("ok") is not True:
-            raise Stop(*(_failure(reply) if reply.get("ok") is False else ("rejected", MALFORMED)))
-        raw = reply.get("gpu_compile")
         entries = [_compile_entry(e) for e in (raw if isinstance(raw, list) else [])[:MAX_COMPILE_ENTRIES]
                    if isinstance(e, dict)]  # fmt: skip
         known = {json.dumps(e, sort_keys=True) for e in v.setdefault("gpu_compile", [])}
@@ -902,6 +944,46 @@ class Judge:
                 f"Triton kernel {refused['kernel']} runs under the interpreter but does not compile for "
                 f"{refused['target']}: {refused['error']}",
             )
+
+    def _harness_reply(self, command: dict[str, Any]) -> dict[str, Any]:
+        reply, _, _ = self.candidate.run(command)
+        if reply.get("ok") is not True:
+            raise Stop(*(_failure(reply) if reply.get("ok") is False else ("rejected", MALFORMED)))
+        return reply
+
+    def _compile_cached(self, targets: list[int]) -> list[dict[str, Any]]:
+        """The launches since the last time, compiled by the candidate's helper, except those whose
+        kernel text, specialisation and target were compiled before (by any evaluation on this
+        machine): those come from the judge's own cache. Only successful compilations are
+        cached, so a candidate that lies about its own can at most spare an identical kernel the
+        check (judged by the interpreter alone, as without it), never refuse one."""
+        from kerneldisc.evaluate.gpu_compile import cache_key
+
+        launches = self._harness_reply({"op": "gpu_launches"}).get("launches")
+        launches = [s for s in (launches if isinstance(launches, list) else []) if isinstance(s, dict)]
+        cached: list[dict[str, Any]] = []
+        todo: list[int] = []
+        for i, spec in enumerate(launches[:MAX_COMPILE_ENTRIES]):
+            hits = [_COMPILE_CACHE.get(cache_key(spec, t)) for t in targets]
+            if all(hits):
+                cached += [{**hit, "kernel": str(spec.get("kernel", "?"))} for hit in hits]
+            else:
+                todo.append(i)
+        fresh: list[dict[str, Any]] = []
+        if todo:
+            raw = self._harness_reply({"op": "gpu_compile", "indices": todo, "targets": targets}).get(
+                "gpu_compile"
+            )
+            fresh = [e for e in (raw if isinstance(raw, list) else []) if isinstance(e, dict)]
+            for j, entry in enumerate(fresh[: len(todo) * len(targets)]):
+                spec, target = launches[todo[j // len(targets)]], targets[j % len(targets)]
+                if (
+                    entry.get("ok") is True
+                    and entry.get("target") == f"sm_{target}"
+                    and entry.get("kernel") == spec.get("kernel")
+                ):
+                    _COMPILE_CACHE.put(cache_key(spec, target), _compile_entry(entry))
+        return cached + fresh
 
     def _gpu_targets(self) -> list[int]:
         from kerneldisc.evaluate.gpu_compile import parse_target

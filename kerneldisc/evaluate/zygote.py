@@ -134,7 +134,7 @@ def _preload() -> None:
             "kerneldisc.evaluate.problem", "kerneldisc.evaluate.protocol", "kerneldisc.evaluate.verdict",
             "kerneldisc.evaluate.device", "kerneldisc.evaluate.seccomp", "kerneldisc.evaluate.tripwire",
             "kerneldisc.evaluate.link", "kerneldisc.evaluate.cuda_ipc", "kerneldisc.evaluate.uids", "kerneldisc.evaluate.cgroups", "kerneldisc.kernelbench",
-            "kerneldisc.evaluate.gpu_compile", "kerneldisc.evaluate.triton_mode",
+            "kerneldisc.evaluate.gpu_compile", "kerneldisc.evaluate.triton_mode", "kerneldisc.cache",
             "kerneldisc.task", "kerneldisc.errors", "torch.nn.functional", "torch.utils._device",
             "torch.utils._python_dispatch", "torch.overrides", "triton", "triton.language",
             "triton.runtime.autotuner", "numpy",

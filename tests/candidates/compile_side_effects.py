@@ -26,6 +26,7 @@ if not knobs.runtime.interpret:
 
 @triton.jit
 def add_kernel(a_ptr, b_ptr, out_ptr, n, BLOCK: tl.constexpr):
+    # compile_side_effects: a kernel text of its own, so no earlier compilation of it can be in the judge's cache
     offsets = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     inside = offsets < n
     tl.store(
