@@ -59,6 +59,9 @@ class HarnessSpec:
     # On the CPU: record the candidate's Triton launches and keep a helper to compile them for a
     # GPU target (gpu_compile.py); off when the evaluation has no targets.
     gpu_compile: bool = False
+    # Processes it may never signal whatever their pid (the reference's worker, for the
+    # candidate); its ancestors are protected too (seccomp.install).
+    protected: list[int] = field(default_factory=list)
     # The code this harness runs imports Triton (the candidate's, or the reference's own): then
     # Triton's library is switched to the interpreter before it is imported (triton_mode.py).
     uses_triton: bool = False
@@ -132,7 +135,7 @@ def confine(spec: HarnessSpec, link: _Link) -> None:
     drop_capabilities()
     # With a cgroup counting every process that ran, children the kernel reaps by itself (SIGCHLD
     # ignored) are counted too: only without one must SIGCHLD's action stay as it is.
-    seccomp.install(os.getpid(), lock_sigchld=not spec.exact_cpu)
+    seccomp.install(os.getpid(), lock_sigchld=not spec.exact_cpu, protected=tuple(spec.protected))
 
 
 def _serve(spec: HarnessSpec, link: _Link) -> None:

@@ -494,6 +494,7 @@ class Judge:
             # the compiling helper only for candidates that use Triton: it is a child of the
             # harness, which a kernel that waits for all its own children would wait for too
             gpu_compile=role == "candidate" and bool(self._gpu_targets()) and imports_triton(source or ""),
+            protected=[self.reference_proc.pid] if role == "candidate" and self.reference_proc else [],
             uses_triton=imports_triton(source or "") if role == "candidate" else "triton" in (self.task.reference_source or ""),
             entry=self.problem.ref_kernel if role == "reference" else self.problem.candidate_entry,
         )  # fmt: skip

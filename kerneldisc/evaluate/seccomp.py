@@ -111,9 +111,13 @@ class _Program:
         return out
 
 
-def build(own_pid: int, arch_name: str | None = None, lock_sigchld: bool = True) -> bytes | None:
+def build(
+    own_pid: int, arch_name: str | None = None, lock_sigchld: bool = True, protected: tuple[int, ...] = ()
+) -> bytes | None:
     """The filter program for a process whose pid (and process group) is `own_pid`. With
-    `lock_sigchld`, SIGCHLD's action may not change (see below)."""
+    `lock_sigchld`, SIGCHLD's action may not change (see below). `protected` pids are never
+    named, whatever their number: after the pid counter wraps around, the judge or the
+    reference's worker can have a larger pid than the candidate ("newer" by number only)."""
     arch = _ARCHES.get(arch_name or platform.machine())
     if arch is None:
         return None
@@ -180,6 +184,9 @@ def build(own_pid: int, arch_name: str | None = None, lock_sigchld: bool = True)
     p.op(_JEQ, 0, "allow", 0)
     p.op(_JEQ, -own_pid, "allow", 0)
     p.op(_JGE, 0x80000000, "deny", 0)  # any other negative value: another group, or -1 (all)
+    for pid in protected:
+        if pid > 0 and pid != own_pid:
+            p.op(_JEQ, pid, "deny", 0)
     p.op(_JGE, own_pid, "allow", "deny")
     p.label("allow")
     p.op(_RET, _RET_ALLOW)
@@ -196,10 +203,14 @@ class _SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_char_p)]
 
 
-def install(own_pid: int | None = None, lock_sigchld: bool = True) -> bool:
+def install(own_pid: int | None = None, lock_sigchld: bool = True, protected: tuple[int, ...] = ()) -> bool:
     """Install the filter on this thread (and so on everything it starts from now on). Call it
-    while the process is single-threaded. False when it could not be installed."""
-    program = build(own_pid if own_pid is not None else os.getpid(), lock_sigchld=lock_sigchld)
+    while the process is single-threaded. False when it could not be installed. Every ancestor
+    of this process (the judge, the fork server, the caller) is protected, with `protected`."""
+    program = build(
+        own_pid if own_pid is not None else os.getpid(), lock_sigchld=lock_sigchld,
+        protected=tuple(sorted({*ancestors(), *protected}))[:64],
+    )  # fmt: skip
     if program is None:
         return False
     libc = ctypes.CDLL(None, use_errno=True)
@@ -208,6 +219,21 @@ def install(own_pid: int | None = None, lock_sigchld: bool = True) -> bool:
     buf = ctypes.create_string_buffer(program, len(program))
     prog = _SockFprog(len(program) // 8, ctypes.cast(buf, ctypes.c_char_p))
     return libc.prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.byref(prog), 0, 0) == 0
+
+
+def ancestors() -> list[int]:
+    """This process's parent, its parent's parent, ... up to (not including) init."""
+    found: list[int] = []
+    pid = os.getppid()
+    while pid > 1 and len(found) < 32:
+        found.append(pid)
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                stat = f.read()
+            pid = int(stat[stat.rindex(b")") + 2 :].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+    return found
 
 
 def active(pid: int) -> bool:
