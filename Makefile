@@ -8,7 +8,7 @@ setup:
 	@bash scripts/setup.sh
 
 # 4 steps x 2 groups x 6 replies: the embedded model's correct fraction rises from step to step
-# (about 9 minutes on 2 CPU cores; see results/cpu-demo/README.md)
+# (6 to 9 minutes on 2 CPU cores; see results/README.md)
 demo: setup
 	$(PY) -m kerneldisc discover vectoradd --steps 4 --groups 2 --group-size 6
 
