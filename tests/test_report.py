@@ -397,3 +397,12 @@ def test_several_runs_of_a_suite_are_drawn_on_one_chart(bench_dir, report_dir):
         png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         and f"plots/{png.name}" in (report_dir / "report.md").read_text()
     )
+
+
+def test_a_report_of_bench_folders_has_pictures_of_the_kernels_and_the_roofline(report_dir):
+    """Per task and device a runtime chart of every measured kernel, and the roofline fractions."""
+    markdown = (report_dir / "report.md").read_text()
+    (chart,) = (report_dir / "plots").glob("comparison_vectoradd_*.png")
+    roofline = report_dir / "plots" / "speed_of_light.png"
+    for png in (chart, roofline):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"plots/{png.name}" in markdown

@@ -7,6 +7,8 @@ import logging
 import re
 from pathlib import Path
 
+import pandas as pd
+
 import kerneldisc.report.plots as plots
 import kerneldisc.report.tables as tables
 from kerneldisc.atomic import replace_dir
@@ -66,7 +68,7 @@ def compose(sources: list[RunData | BenchData], out_dir: Path) -> Document:
     names = _unique_names([s.path for s in sources])
 
     header = _header(sources, found)
-    sections = [_comparison_section(found, benches)]
+    sections = [_comparison_section(found, benches, out_dir)]
     for source, name in zip(sources, names, strict=True):
         if isinstance(source, RunData):
             sections.append(_run_section(source, name, out_dir))
@@ -89,7 +91,7 @@ def _header(sources, found) -> list:
     return blocks
 
 
-def _comparison_section(found: list[tables.Measurement], benches: list[BenchData]) -> Section:
+def _comparison_section(found: list[tables.Measurement], benches: list[BenchData], out_dir: Path) -> Section:
     section = Section("Comparison per task and device")
     comparisons = tables.comparison_tables(found)
     if not comparisons:
@@ -100,6 +102,9 @@ def _comparison_section(found: list[tables.Measurement], benches: list[BenchData
             " (CPU timings: not comparable with GPU figures)" if on_cpu else ""
         )
         section.blocks.append(Table(f"comparison_{_slug(task)}_{_slug(device_name)}", frame, caption))
+        if pd.to_numeric(frame["runtime_us"], errors="coerce").notna().any():
+            png = out_dir / "plots" / f"comparison_{_slug(task)}_{_slug(device_name)}.png"
+            section.blocks.append(Figure(plots.plot_kernels(frame, png, caption), f"runtimes: {caption}"))
     if any(m.device != "cpu" for m in found):
         section.blocks.append(Paragraph(L2_NOTE))
         tasks = {m.task_obj.name: m.task_obj for m in found if m.device != "cpu" and m.task_obj is not None}
@@ -109,11 +114,11 @@ def _comparison_section(found: list[tables.Measurement], benches: list[BenchData
                     Paragraph(f"{task.name}: {' '.join(str(task.extra['baseline_notes']).split())}")
                 )
     sol = tables.speed_of_light_table(found, _ceilings(found, benches))
-    section.subsections.append(_speed_of_light(sol, found))
+    section.subsections.append(_speed_of_light(sol, found, out_dir))
     return section
 
 
-def _speed_of_light(sol, found) -> Section:
+def _speed_of_light(sol, found, out_dir: Path) -> Section:
     section = Section("Speed of light")
     section.blocks.append(
         Paragraph(
@@ -140,6 +145,12 @@ def _speed_of_light(sol, found) -> Section:
         section.blocks.append(Paragraph(f"No roofline figures: {reason}."))
     else:
         section.blocks.append(Table("speed_of_light", sol, "fraction of the roofline limit"))
+        section.blocks.append(
+            Figure(
+                plots.plot_roofline(sol, out_dir / "plots" / "speed_of_light.png"),
+                "fraction of the roofline limit",
+            )
+        )
     return section
 
 

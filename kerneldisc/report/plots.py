@@ -81,6 +81,63 @@ def plot_runs(curves: dict[str, list[pd.DataFrame]], path: Path) -> Path:
     return _save(fig, path)
 
 
+def plot_kernels(frame: pd.DataFrame, path: Path, title: str) -> Path:
+    """One task on one device: each measured kernel's runtime as a bar (log scale, shorter is
+    faster); published figures (human baselines, TTT-Discover) as reference lines, which
+    comparison tables hold only for the same GPU model, never beside CPU timings."""
+    runtimes = pd.to_numeric(frame["runtime_us"], errors="coerce")
+    published = frame["status"] == "published"
+    ours = frame[~published & runtimes.notna()]
+    fig, ax = plt.subplots(figsize=(10, 0.5 * max(len(ours), 2) + 1.4))
+    labels = [str(k) for k in ours["kernel"]]
+    if len(set(labels)) < len(labels) and "source" in ours.columns:  # several runs: say whose
+        labels = [f"{k} ({src})" for k, src in zip(labels, ours["source"], strict=True)]
+    ax.barh(range(len(ours)), pd.to_numeric(ours["runtime_us"]), color="tab:blue")
+    ax.set_yticks(range(len(ours)), labels, fontsize=8)
+    ax.invert_yaxis()
+    for (_, row), color in zip(
+        frame[published & runtimes.notna()].iterrows(),
+        ["tab:red", "tab:green", "tab:purple"] * 4,
+        strict=False,
+    ):
+        ax.axvline(float(row["runtime_us"]), color=color, linestyle="--", label=str(row["kernel"]))
+    ax.set_xscale("log")
+    ax.set_xlabel("runtime (µs, log scale)")
+    ax.grid(alpha=0.3, axis="x")
+    if published.any():
+        ax.legend(fontsize=8, loc="lower right")
+    ax.set_title(title)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=_DPI, format="png")
+    plt.close(fig)
+    return path
+
+
+def plot_roofline(frame: pd.DataFrame, path: Path) -> Path:
+    """Each kernel's fraction of the roofline limit (1.0: at the speed of light), per task and
+    device, as bars on a log scale."""
+    fig, ax = plt.subplots(figsize=(10, 0.45 * max(len(frame), 2) + 1.4))
+    labels = [
+        f"{t} / {d}: {k}" for t, d, k in zip(frame["task"], frame["device"], frame["kernel"], strict=True)
+    ]
+    ax.barh(
+        range(len(frame)), pd.to_numeric(frame["fraction_of_roofline"], errors="coerce"), color="tab:orange"
+    )
+    ax.set_yticks(range(len(frame)), labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.axvline(1.0, color="black", linestyle=":", label="speed of light")
+    ax.set_xscale("log")
+    ax.set_xlabel("fraction of the roofline limit (log scale)")
+    ax.grid(alpha=0.3, axis="x")
+    ax.legend(fontsize=8, loc="lower right")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=_DPI, format="png")
+    plt.close(fig)
+    return path
+
+
 def _line(ax, steps: pd.DataFrame, column: str, label: str, color: str) -> None:
     ax.set_xlabel("step")
     ax.set_title(label)
