@@ -349,12 +349,13 @@ def warm() -> None:
 
 
 def _real_module(source: str, path: str) -> dict[str, Any]:
-    namespace: dict[str, Any] = {"__name__": "candidate", "__file__": path}
-    sys.modules["candidate"] = type(sys)("candidate")
-    sys.modules["candidate"].__dict__.update(namespace)
-    namespace = sys.modules["candidate"].__dict__
-    exec(compile(source, path, "exec", dont_inherit=True), namespace)
-    return namespace
+    """The candidate's module run again (interpreter off), registered as `candidate` as the
+    harness registers it; its globals."""
+    module = type(sys)("candidate")
+    module.__file__ = path
+    sys.modules["candidate"] = module
+    exec(compile(source, path, "exec", dont_inherit=True), module.__dict__)
+    return module.__dict__
 
 
 def _rebuild(module: dict[str, Any], spec: dict[str, Any]) -> tuple[Any, str | None]:

@@ -107,11 +107,7 @@ def plot_kernels(frame: pd.DataFrame, path: Path, title: str) -> Path:
     if published.any():
         ax.legend(fontsize=8, loc="lower right")
     ax.set_title(title)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=_DPI, format="png")
-    plt.close(fig)
-    return path
+    return _save(fig, path, steps=False)
 
 
 def plot_roofline(frame: pd.DataFrame, path: Path) -> Path:
@@ -131,11 +127,7 @@ def plot_roofline(frame: pd.DataFrame, path: Path) -> Path:
     ax.set_xlabel("fraction of the roofline limit (log scale)")
     ax.grid(alpha=0.3, axis="x")
     ax.legend(fontsize=8, loc="lower right")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=_DPI, format="png")
-    plt.close(fig)
-    return path
+    return _save(fig, path, steps=False)
 
 
 def _line(ax, steps: pd.DataFrame, column: str, label: str, color: str) -> None:
@@ -151,9 +143,10 @@ def _line(ax, steps: pd.DataFrame, column: str, label: str, color: str) -> None:
         ax.text(0.5, 0.5, "not recorded in this run", ha="center", va="center", transform=ax.transAxes)
 
 
-def _save(fig, path: Path) -> Path:
-    for ax in fig.axes:
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole numbers
+def _save(fig, path: Path, steps: bool = True) -> Path:
+    if steps:  # an x axis of steps: whole numbers only
+        for ax in fig.axes:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=_DPI, format="png")
