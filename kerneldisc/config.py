@@ -60,6 +60,9 @@ class DiscoverConfig:
     eval_timeout_s: float = 120.0
     eval_workers: int = 0  # 0: one per evaluation GPU, or 1 on the CPU
     eval_memory_mb: int | None = None  # the candidate's memory limit; None: the evaluator's default
+    # Evaluations on a Ray cluster (docs/cluster.md): an address as ray.init takes it ("auto",
+    # "ray://host:10001", "host:port") or "local" for a Ray started on the spot; None: no Ray.
+    ray: str | None = None
     target_us: float | None = None  # the runtime the prompt asks for; default half the best so far
     # openai policy
     base_url: str | None = None
@@ -88,6 +91,12 @@ class DiscoverConfig:
             raise ConfigError(f"kl_coef must be 0 or more, got {self.kl_coef}")
         if self.max_archive < 2:
             raise ConfigError(f"max_archive must be at least 2, got {self.max_archive}")
+        if self.eval_workers < 0:
+            raise ConfigError(f"eval_workers must be 0 (automatic) or more, got {self.eval_workers}")
+        if self.ray is not None and (not isinstance(self.ray, str) or not self.ray.strip()):
+            raise ConfigError(
+                f"ray must be an address (auto, ray://host:10001, host:port) or local, got {self.ray!r}"
+            )
         if self.eval_timeout_s <= 0:
             raise ConfigError(f"eval_timeout_s must be positive, got {self.eval_timeout_s}")
         if self.eval_memory_mb is not None and int(self.eval_memory_mb) < MIN_MEMORY_MB:

@@ -36,9 +36,12 @@ def config_for_resume(run_dir: Path, overrides: dict[str, Any]) -> DiscoverConfi
     """A resumed run keeps its recorded settings; only `steps` may grow."""
     run = RunFolder.open(run_dir)
     recorded = run.config()
-    allowed = {k: v for k, v in overrides.items() if k == "steps" and v is not None}
+    # Where evaluations run (a Ray cluster, how many evaluators) may change between sessions;
+    # what a step samples, rewards and learns may not.
+    free = ("steps", "ray", "eval_workers")
+    allowed = {k: v for k, v in overrides.items() if k in free and v is not None}
     changed = sorted(
-        k for k, v in overrides.items() if v is not None and k != "steps" and recorded.get(k) != v
+        k for k, v in overrides.items() if v is not None and k not in free and recorded.get(k) != v
     )
     if changed:
         raise ConfigError(
@@ -71,7 +74,10 @@ def one_step(ctx: RunContext, step: int) -> None:
         rollouts = sample(ctx, states, step)  # 2. sample
     with _timed(timing, "evaluating"):
         gate(ctx, rollouts)  # 3. gate
-        evaluate(ctx, rollouts)  # 4. evaluate
+        spent = evaluate(ctx, rollouts)  # 4. evaluate
+    timing["eval_queue_wait"] = spent.get("queue_wait_s", 0.0)
+    timing["eval_busy"] = spent.get("evaluating_s", 0.0)
+    timing["evaluators_alive"] = ctx.pool.evaluators_alive()
     record_in_archive(ctx, states, rollouts, step)  # 5. archive
     with _timed(timing, "training"):
         learned = learn(ctx, states, rollouts)  # 6. learn
@@ -139,13 +145,14 @@ def gate(ctx: RunContext, rollouts: list[Rollout]) -> None:
             r.language_ok = language_problem(ctx.task, r.code) is None
 
 
-def evaluate(ctx: RunContext, rollouts: list[Rollout]) -> None:
+def evaluate(ctx: RunContext, rollouts: list[Rollout]) -> dict[str, float]:
     roles = ctx.roles
     if roles is not None and roles.eval_shares_gpu:
         ctx.policy.release()  # evaluators never time a kernel beside another role
         if ctx.trainer is not None:
             ctx.trainer.release()
     ctx.pool.run(rollouts)
+    return ctx.pool.stats
 
 
 def record_in_archive(ctx: RunContext, states, rollouts: list[Rollout], step: int) -> None:

@@ -75,6 +75,7 @@ def open_run(
     roles = gpu_roles(cfg, device)
     model_dir = _model_dir(cfg)
     cfg = cfg.concrete(model_dir, device)  # what config.yml records, so a resume samples alike
+    cluster = _cluster(cfg, device, echo)  # an address nobody answers at fails here, before any write
     run = RunFolder.open(resume) if resume is not None else None
     policy, trainer = _learner(cfg, run.latest() if run is not None else None, roles, model_dir)
     if run is not None:
@@ -83,18 +84,23 @@ def open_run(
         run = RunFolder.create(Path(cfg.out) if cfg.out else default_out_dir(task), cfg.to_dict())
     try:
         echo(f"run folder: {run.root}")
-        return _open(cfg, task, run, device, roles, policy, trainer, echo)
+        return _open(cfg, task, run, device, roles, policy, trainer, echo, cluster)
     except KeyboardInterrupt:
         raise Interrupted.of(run) from None
 
 
-def _open(cfg, task, run, device, roles, policy, trainer, echo) -> RunContext:
-    eval_devices = ["cpu"] if roles is None else [f"cuda:{i}" for i in roles.eval]
-    eval_cfg = EvalConfig(
-        device=eval_devices[0], timeout_s=cfg.eval_timeout_s, memory_limit_mb=cfg.eval_memory_mb
-    )
-    reference = _reference(run, task, eval_cfg, echo)
-    pool = EvaluationPool(task, eval_cfg, reference, eval_devices, cfg.eval_workers, cfg.reward)
+def _open(cfg, task, run, device, roles, policy, trainer, echo, cluster=None) -> RunContext:
+    if cluster is not None:
+        eval_cfg = EvalConfig(device="cuda:0" if cluster.kind == "cuda" else "cpu",
+                              timeout_s=cfg.eval_timeout_s, memory_limit_mb=cfg.eval_memory_mb)  # fmt: skip
+        reference, pool = _ray_pool(cfg, run, task, eval_cfg, cluster, echo)
+    else:
+        eval_devices = ["cpu"] if roles is None else [f"cuda:{i}" for i in roles.eval]
+        eval_cfg = EvalConfig(
+            device=eval_devices[0], timeout_s=cfg.eval_timeout_s, memory_limit_mb=cfg.eval_memory_mb
+        )
+        reference = _reference(run, task, eval_cfg, echo)
+        pool = EvaluationPool(task, eval_cfg, reference, eval_devices, cfg.eval_workers, cfg.reward)
     ctx = RunContext(cfg=cfg, task=task, run=run, device=device, roles=roles, eval_cfg=eval_cfg,
                      reference=reference, archive=Archive(c=cfg.puct_c, top_children=cfg.top_children,
                      max_size=cfg.max_archive), start_step=0, policy=policy, trainer=trainer, pool=pool,
@@ -142,6 +148,45 @@ def _reference(run: RunFolder, task: Task, eval_cfg: EvalConfig, echo) -> Refere
     run.save_reference(reference.to_dict())
     echo(f"reference: {reference.runtime_us:.1f} µs")
     return reference
+
+
+def _cluster(cfg: DiscoverConfig, device: str, echo):
+    """The Ray cluster's evaluators (`--ray`), or None. GPU evaluations when this machine runs on
+    a GPU, or when it is left to choose (`auto`) and the cluster has GPUs; CPU ones otherwise."""
+    if cfg.ray is None:
+        return None
+    from kerneldisc.ray_cluster import init, shape
+    from kerneldisc.ray_evaluators import connect
+
+    init(cfg.ray)
+    kind = "cuda" if device != "cpu" or (cfg.device == "auto" and shape().gpus >= 1) else "cpu"
+    return connect(cfg.ray, kind, cfg.eval_workers, echo)
+
+
+def _ray_pool(cfg, run: RunFolder, task: Task, eval_cfg: EvalConfig, cluster, echo):
+    """The reference of each device group that judges (kept in references.json as it is timed,
+    so a resumed run rewards against the same yardsticks) and the pool over the cluster.
+    reference.json holds the first group's, which prompts and summaries quote."""
+    import threading
+
+    from kerneldisc.evaluation_pool import RayEvaluationPool
+
+    stored = {group: ReferenceTiming.from_dict(d) for group, d in run.load_references().items()}
+    cluster.add_references(task, stored)
+    lock = threading.Lock()
+
+    def keep(group: str, reference: ReferenceTiming) -> None:
+        with lock:
+            run.save_references({**run.load_references(), group: reference.to_dict()})
+
+    first = run.load_reference()
+    if first is not None and stored:
+        reference = ReferenceTiming.from_dict(first)
+    else:
+        _, reference = cluster.reference(task, eval_cfg, on_new=keep)
+        run.save_reference(reference.to_dict())
+    echo(f"reference: {reference.runtime_us:.1f} µs")
+    return reference, RayEvaluationPool(task, eval_cfg, cluster, cfg.reward, keep)
 
 
 def _archive(ctx: RunContext) -> tuple[Archive, int]:

@@ -153,6 +153,15 @@ class RunFolder:
         p = self.root / "reference.json"
         return json.loads(p.read_text()) if p.is_file() else None
 
+    def save_references(self, by_group: dict[str, dict[str, Any]]) -> None:
+        """A Ray run's reference per device group (GPU model or CPU machine) that judged a
+        candidate; reference.json stays the first of them, the one prompts and summaries quote."""
+        write_json(self.root / "references.json", by_group)
+
+    def load_references(self) -> dict[str, dict[str, Any]]:
+        p = self.root / "references.json"
+        return json.loads(p.read_text()) if p.is_file() else {}
+
     # --- checkpoints ----------------------------------------------------------------------
     def latest(self) -> Checkpoint | None:
         pointer = self.checkpoints / "LATEST"

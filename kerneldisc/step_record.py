@@ -33,6 +33,11 @@ def step_record(step: int, rollouts: list[Rollout], archive: Archive, reference_
         "seconds_sampling": round(timing.get("sampling", 0.0), 3),
         "seconds_evaluating": round(timing.get("evaluating", 0.0), 3),
         "seconds_training": round(timing.get("training", 0.0), 3),
+        # Where the evaluation time went, summed over candidates: waiting for a free evaluator,
+        # and being evaluated; and how many evaluators were alive when the step ended.
+        "seconds_eval_queue_wait": round(timing.get("eval_queue_wait", 0.0), 3),
+        "seconds_eval_busy": round(timing.get("eval_busy", 0.0), 3),
+        "evaluators_alive": int(timing.get("evaluators_alive", 0)),
     }
 
 
@@ -45,7 +50,18 @@ def step_line(rec: dict[str, Any]) -> str:
         f"step {rec['step']}: best {fmt_us(rec['best_runtime_us'])} ({speed}), "
         f"correct {rec['correct_fraction']:.0%} of {rec['n_candidates']}{truncated}, beta {beta}, loss {loss}, "
         f"time sample/eval/train {rec['seconds_sampling']:.1f}/{rec['seconds_evaluating']:.1f}/"
-        f"{rec['seconds_training']:.1f} s"
+        f"{rec['seconds_training']:.1f} s{_evaluators(rec)}"
+    )
+
+
+def _evaluators(rec: dict[str, Any]) -> str:
+    """`, 3 evaluators (queue 1.2 s, evaluating 40.5 s)`: where the evaluation phase's time went."""
+    if not rec.get("evaluators_alive"):
+        return ""
+    n = rec["evaluators_alive"]
+    return (
+        f", {n} evaluator{'s' if n != 1 else ''} (queue {rec.get('seconds_eval_queue_wait', 0):.1f} s, "
+        f"evaluating {rec.get('seconds_eval_busy', 0):.1f} s)"
     )
 
 
