@@ -45,6 +45,8 @@ def init(address: str) -> None:
     if ray.is_initialized():
         return
     target = None if address in ("", LOCAL) else address
+    if target is not None and target != "auto":
+        _probe(target)
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     try:
         ray.init(
@@ -62,6 +64,27 @@ def init(address: str) -> None:
         ) from None
     except Exception as exc:  # Ray raises several types for a bad or silent address
         raise ConfigError(f"--ray {address}: cannot start or join Ray ({_first_line(exc)})") from None
+
+
+def _probe(address: str) -> None:
+    """Ray retries a silent address for minutes; a TCP connection tried first says at once that
+    nobody listens there."""
+    import socket
+
+    hostport = address.removeprefix("ray://").rstrip("/")
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ConfigError(
+            f"--ray {address}: not an address (auto, ray://host:10001, host:port, or nothing for a local Ray)"
+        )
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S / 6):
+            pass
+    except OSError as exc:
+        raise ConfigError(
+            f"--ray {address}: nothing answers there ({exc.strerror or type(exc).__name__}); "
+            "start the cluster first (docs/cluster.md)"
+        ) from None
 
 
 def shutdown() -> None:

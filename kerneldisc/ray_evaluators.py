@@ -126,15 +126,14 @@ class RayEvaluators:
     callers on several threads each take a free evaluator, wait when none is free, and give it
     back."""
 
-    def __init__(
-        self, address: str, kind: str, workers: int = 0, echo: Callable[[str], None] = print
-    ) -> None:
+    def __init__(self, address: str, kind: str, workers: int = 0, echo: Callable[[str], None] = print,
+                 actor: type = EvaluatorActor) -> None:  # fmt: skip
         self.ray = require_ray()
         init(address)
         self.address, self.kind, self.echo = address, kind, echo
         self.count = evaluator_count(kind, workers, shape(), address)
         self.digest = source_digest()
-        self._actor_class = self.ray.remote(EvaluatorActor)
+        self._actor_class = self.ray.remote(actor)
         self._idle: queue.Queue[Slot] = queue.Queue()
         self._lock = threading.Lock()
         self._alive: dict[int, Slot] = {}
@@ -155,6 +154,11 @@ class RayEvaluators:
     def alive(self) -> int:
         with self._lock:
             return len(self._alive)
+
+    def groups(self) -> set[str]:
+        """The device groups (GPU models, CPU machines) of the evaluators alive now."""
+        with self._lock:
+            return {s.info["group"] for s in self._alive.values()}
 
     def where(self) -> list[str]:
         with self._lock:
@@ -183,7 +187,7 @@ class RayEvaluators:
             }
             handle = self._actor_class.options(**options).remote(self.digest, self.kind)
             info = ray.get(handle.identity.remote(), timeout=START_TIMEOUT_S)
-        except Exception as exc:
+        except BaseException as exc:  # incl. the SystemExit Ray raises here when it shuts down meanwhile
             self._errors.append(str(exc).strip().splitlines()[-1][:300] if str(exc).strip() else repr(exc))
             log.warning("a Ray evaluator could not start: %s", exc)
             with self._lock:
@@ -244,7 +248,7 @@ class RayEvaluators:
     def reference(self, task: Task, cfg: EvalConfig, slot: Slot | None = None,
                   on_new: Callable[[str, ReferenceTiming], None] | None = None) -> tuple[str, ReferenceTiming]:  # fmt: skip
         """The reference of the group `slot` belongs to (any free evaluator's when None), timed
-        there the first time it is asked for."""
+        there the first time it is asked for; `on_new(group, reference)` hears of it every time."""
         bundle, ref_obj = self.bundle(task)
         own = slot is None
         while True:
@@ -265,9 +269,9 @@ class RayEvaluators:
                             raise _unwrapped(exc) from None
                         with self._lock:
                             self._references[key] = known
-                        if on_new is not None:
-                            on_new(group, known)
                         self.echo(f"reference on {slot.info['device_name']}: {known.runtime_us:.1f} µs")
+                    if on_new is not None:  # the caller keeps each group it meets (once, its affair)
+                        on_new(group, known)
                     return group, known
             except _LOST_ERRORS as exc:
                 self._lost(slot, exc)

@@ -160,7 +160,15 @@ def _cluster(cfg: DiscoverConfig, device: str, echo):
 
     init(cfg.ray)
     kind = "cuda" if device != "cpu" or (cfg.device == "auto" and shape().gpus >= 1) else "cpu"
-    return connect(cfg.ray, kind, cfg.eval_workers, echo)
+    cluster = connect(cfg.ray, kind, cfg.eval_workers, echo)
+    groups = cluster.groups()
+    if cfg.reward != "speedup" and len(groups) > 1:
+        # A speedup is against the reference of its own GPU model; a runtime is not comparable.
+        raise ConfigError(
+            f"reward {cfg.reward} compares runtimes, which differ between the cluster's devices "
+            f"({', '.join(sorted(groups))}); use reward speedup on a mixed cluster"
+        )
+    return cluster
 
 
 def _ray_pool(cfg, run: RunFolder, task: Task, eval_cfg: EvalConfig, cluster, echo):
@@ -174,10 +182,13 @@ def _ray_pool(cfg, run: RunFolder, task: Task, eval_cfg: EvalConfig, cluster, ec
     stored = {group: ReferenceTiming.from_dict(d) for group, d in run.load_references().items()}
     cluster.add_references(task, stored)
     lock = threading.Lock()
+    kept = {group: ref.to_dict() for group, ref in stored.items()}
 
     def keep(group: str, reference: ReferenceTiming) -> None:
         with lock:
-            run.save_references({**run.load_references(), group: reference.to_dict()})
+            if kept.get(group) != reference.to_dict():
+                kept[group] = reference.to_dict()
+                run.save_references(dict(kept))
 
     first = run.load_reference()
     if first is not None and stored:
