@@ -32,13 +32,19 @@ from kerneldisc.run_folder import RunFolder
 from kerneldisc.step_record import learning_line, step_line, step_record, summary
 
 
+# What a resume may change: how far the run goes, and who watches it (trackers never change a result).
+RESUME_MAY_CHANGE = ("steps", "log")
+
+
 def config_for_resume(run_dir: Path, overrides: dict[str, Any]) -> DiscoverConfig:
-    """A resumed run keeps its recorded settings; only `steps` may grow."""
+    """A resumed run keeps its recorded settings; only `steps` may grow and `log` may change."""
     run = RunFolder.open(run_dir)
     recorded = run.config()
-    allowed = {k: v for k, v in overrides.items() if k == "steps" and v is not None}
+    allowed = {k: v for k, v in overrides.items() if k in RESUME_MAY_CHANGE and v is not None}
     changed = sorted(
-        k for k, v in overrides.items() if v is not None and k != "steps" and recorded.get(k) != v
+        k
+        for k, v in overrides.items()
+        if v is not None and k not in RESUME_MAY_CHANGE and recorded.get(k) != v
     )
     if changed:
         raise ConfigError(
@@ -182,7 +188,8 @@ def learn(ctx: RunContext, states, rollouts: list[Rollout]) -> dict[str, Any]:
     if ctx.trainer is None or not trained:
         return result
     stats = ctx.trainer.step(trained)
-    result.update({"loss": stats.get("loss"), "kl": stats.get("kl"), "train_tokens": stats.get("tokens")})
+    result.update({"loss": stats.get("loss"), "kl": stats.get("kl"), "train_tokens": stats.get("tokens"),
+                   "ratio": stats.get("ratio_mean")})  # fmt: skip
     ctx.policy.load_adapter(ctx.trainer.save_adapter_for_sampling())
     return result
 
@@ -204,6 +211,8 @@ def commit(
             save_policy_state=lambda path: torch.save(ctx.policy.state_dict(), path),
         )  # fmt: skip
     ctx.echo(step_line(record))
+    if ctx.trackers is not None:  # only a durable step is shown; a tracker's failure never stops the run
+        ctx.trackers.log_step(record, best.code if best else None)
 
 
 @contextmanager
