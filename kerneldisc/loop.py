@@ -31,7 +31,6 @@ from kerneldisc.run_context import Interrupted, RunContext, open_run
 from kerneldisc.run_folder import RunFolder
 from kerneldisc.step_record import learning_line, step_line, step_record, summary
 
-
 # What a resume may change: how far the run goes, and who watches it (trackers never change a result).
 RESUME_MAY_CHANGE = ("steps", "log")
 

@@ -17,7 +17,9 @@ def step_record(step: int, rollouts: list[Rollout], archive: Archive, reference_
     n = len(rollouts)
     rewards = [r.reward for r in rollouts]
     # Token counts exist only where the sampler sees token ids (not an OpenAI-compatible endpoint).
-    counted = [len(r.completion.token_ids) for r in rollouts if r.completion is not None and r.completion.token_ids]
+    counted = [
+        len(r.completion.token_ids) for r in rollouts if r.completion is not None and r.completion.token_ids
+    ]
     return {
         "step": step,
         "best_runtime_us": best.runtime_us if best else None,
