@@ -144,6 +144,7 @@ class WandbTracker:
             resume="allow",  # the same run id continues the same W&B run
             dir=str(run.root),
             config=config.to_dict(),
+            allow_val_change=True,  # a resume may grow `steps` or change `log`
             job_type="discover",
             mode=mode,
             # The run's own output stays on the terminal and in its logs, untouched.

@@ -257,6 +257,8 @@ def _wandb_runs(run: Path) -> list[dict]:
             if kind == "run":
                 run_id = record.run.run_id
                 config.update({item.key: json.loads(item.value_json) for item in record.run.config.update})
+            elif kind == "config":
+                config.update({item.key: json.loads(item.value_json) for item in record.config.update})
             elif kind == "history":
                 row = {
                     "/".join(item.nested_key) or item.key: json.loads(item.value_json)
@@ -310,6 +312,7 @@ def test_wandb_resume_continues_the_same_run_id(tmp_path, tiny_model, wandb_offl
     _resume(run, steps=2)
     sessions = _wandb_runs(run)
     assert len(sessions) == 2 and {s["id"] for s in sessions} == {run_id}
+    assert [s["config"]["steps"] for s in sessions] == [1, 2]  # the resumed config, allowed to differ
     logged = [step for s in sessions for step in s["rows"] if step > 0]
     assert sorted(logged) == [1, 2]
     for record in _steps(run):
