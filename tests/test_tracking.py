@@ -162,6 +162,33 @@ def test_a_resume_after_a_step_logged_but_not_recorded_shows_each_step_once(tmp_
     assert sorted(_texts(_events(run / "tensorboard"), "best_kernel")) == [0, 1]
 
 
+def test_a_run_stopped_between_a_commit_and_its_log_shows_that_step_after_resume(
+    tmp_path,
+    tiny_model,  # noqa: F811
+    monkeypatch,
+):
+    """A Ctrl-C (or SIGTERM) just after step 1 became durable, before any tracker saw it: the
+    resumed run shows step 1 from steps.jsonl, then step 2, each once."""
+    pytest.importorskip("tensorboard", reason="the tensorboard extra is not installed")
+    from kerneldisc.run_context import Interrupted
+    from kerneldisc.tracking import Trackers
+
+    def stopped(self, record, best_code):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Trackers, "log_step", stopped)
+        cfg = _config(tmp_path, tiny_model, tmp_path / "run", steps=2, log=["tensorboard"], train=False)
+        with pytest.raises(Interrupted):
+            run_discovery(cfg, echo=lambda _: None)
+    run = tmp_path / "run"
+    assert [r["step"] for r in _steps(run)] == [1]
+    assert _events(run / "tensorboard").Tags()["scalars"] == []  # step 1 never reached the tracker
+
+    _resume(run, steps=2)
+    _assert_tensorboard_matches(run)
+
+
 def test_tracking_asked_for_on_resume_catches_up_with_the_committed_steps(tmp_path, tiny_model):  # noqa: F811
     """A run started without --log and resumed with it: steps before the resume are shown too
     (from steps.jsonl), and the setting is recorded for later resumes."""
@@ -193,6 +220,24 @@ def test_a_failing_tracker_warns_once_and_the_run_goes_on(tmp_path, tiny_model, 
     assert len(warnings) == 1 and "No space left on device" in warnings[0], said
     # tracking.json still says what the tracker holds (the step-0 config only): a resume catches up.
     assert json.loads((run / "tracking.json").read_text())["tensorboard"]["step"] == 0
+
+
+def test_a_tracker_that_cannot_start_warns_once_and_the_others_go_on(tmp_path, tiny_model, monkeypatch):  # noqa: F811
+    pytest.importorskip("tensorboard", reason="the tensorboard extra is not installed")
+    pytest.importorskip("wandb", reason="the wandb extra is not installed")
+    from kerneldisc import tracking
+
+    def unreachable(self, *args, **kwargs):
+        raise ConnectionError("cannot reach api.wandb.ai")
+
+    monkeypatch.setattr(tracking.WandbTracker, "__init__", unreachable)
+    said: list[str] = []
+    cfg = _config(tmp_path, tiny_model, tmp_path / "run", steps=1, log=["wandb", "tensorboard"], train=False)
+    run = run_discovery(cfg, echo=said.append)
+    warnings = [line for line in said if line.startswith("warning")]
+    assert len(warnings) == 1 and "wandb could not start" in warnings[0] and "api.wandb.ai" in warnings[0]
+    _assert_tensorboard_matches(run)
+    assert "wandb" not in json.loads((run / "tracking.json").read_text())
 
 
 # --- Weights & Biases, offline -----------------------------------------------------------------
