@@ -3,7 +3,7 @@
 Layout (the contract in docs/architecture.md):
   config.yml  summary.json  history.jsonl  steps.jsonl  candidates/<hash>.py  replies/<hash>.txt
   archive.json  best_kernel.py  reference.json  adapter -> checkpoints/step-N/adapter
-  tracking.json, tensorboard/, wandb/ (with --log: experiment tracking, tracking.py)
+  tracking.json, and tensorboard/ and wandb/ (with --log, tracking.py: written by those libraries)
   checkpoints/step-N/ (archive.json, this step's history and step lines, summary.json,
   best_kernel.py, meta.json, policy_state.pt, adapter/)  checkpoints/LATEST  checkpoints/PUBLISHED
 

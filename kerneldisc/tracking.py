@@ -79,10 +79,8 @@ def scalars(record: dict[str, Any]) -> dict[str, float]:
         "reward/mean": record.get("mean_reward", sum(rewards) / len(rewards) if rewards else None),
         "reward/max": record.get("max_reward", max(rewards) if rewards else None),
         "fraction/correct": record.get("correct_fraction"),
-        "fraction/gated": record["n_gated"] / n if n and record.get("n_gated") is not None else None,
-        "fraction/truncated": record["n_truncated"] / n
-        if n and record.get("n_truncated") is not None
-        else None,
+        "fraction/gated": _share(record.get("n_gated"), n),
+        "fraction/truncated": _share(record.get("n_truncated"), n),
         "learn/beta": record.get("mean_beta"),
         "learn/loss": record.get("loss"),
         "learn/kl": record.get("kl"),
@@ -96,6 +94,10 @@ def scalars(record: dict[str, Any]) -> dict[str, float]:
         "seconds/eval_queue_wait": record.get("seconds_eval_queue_wait"),
     }
     return {k: float(v) for k, v in values.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def _share(count: int | None, n: int) -> float | None:
+    return count / n if count is not None and n else None
 
 
 # --- the trackers -------------------------------------------------------------------------------
@@ -113,7 +115,7 @@ class TensorBoardTracker:
         self.writer = summary_writer(str(run.root / TENSORBOARD_DIR), purge_step=purge)
 
     def start(self, name: str, config: dict[str, Any]) -> None:
-        self.writer.add_text("run", f"{name}", 0)
+        self.writer.add_text("run", name, 0)
         self.writer.add_text("config", _indented(yaml.safe_dump(config, sort_keys=False)), 0)
 
     def log(self, step: int, values: dict[str, float], rewards: list[float], code: str | None) -> None:
@@ -291,9 +293,10 @@ def open_trackers(cfg: DiscoverConfig, run: RunFolder, echo: Callable[[str], Non
         last = mine.get("step") if isinstance(mine.get("step"), int) else None
         if last is not None:
             last = min(last, committed)  # never beyond the run folder (a copied or restored folder)
+        tracker: Any = None
         try:
             if name == "tensorboard":
-                tracker: Any = TensorBoardTracker(run, last)
+                tracker = TensorBoardTracker(run, last)
             else:
                 if not state.get("wandb_id"):
                     state["wandb_id"] = new_run_id()
@@ -308,6 +311,11 @@ def open_trackers(cfg: DiscoverConfig, run: RunFolder, echo: Callable[[str], Non
                 f"warning: {name} could not start ({type(exc).__name__}: {_first_line(exc)}); the run goes on "
                 f"without it"
             )
+            if tracker is not None:
+                try:
+                    tracker.close()
+                except Exception:
+                    pass
             continue
         trackers.active.append(tracker)
         state[name] = {"step": 0 if last is None else last, "best_kernel": mine.get("best_kernel")}
