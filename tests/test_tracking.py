@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -202,6 +203,29 @@ def test_tracking_asked_for_on_resume_catches_up_with_the_committed_steps(tmp_pa
     assert yaml.safe_load((run / "config.yml").read_text())["log"] == ["tensorboard"]
     # The best kernel as of the last caught-up step, then at each improvement.
     assert 1 in _texts(_events(run / "tensorboard"), "best_kernel")
+
+
+def test_a_run_folder_from_before_tracking_is_caught_up_whole(tmp_path):
+    """tests/fixtures/run-2026-11 was written before step records kept mean/max reward or token
+    counts: asking for TensorBoard on it shows both its steps, the mean and max from the rewards,
+    and leaves out what the records do not hold (no loss, no ratio, no token counts)."""
+    pytest.importorskip("tensorboard", reason="the tensorboard extra is not installed")
+    from kerneldisc.run_folder import RunFolder
+    from kerneldisc.tracking import open_trackers
+
+    shutil.copytree(REPO / "tests" / "fixtures" / "run-2026-11" / "run", tmp_path / "run")
+    run = RunFolder.open(tmp_path / "run")
+    open_trackers(make_config({"task": "vectoradd", "log": ["tensorboard"]}), run, echo=print).close()
+    by_step = _scalars_by_step(_events(tmp_path / "run" / "tensorboard"))
+    records = _steps(tmp_path / "run")
+    assert sorted(by_step) == [1, 2]
+    for record in records:
+        row = by_step[record["step"]]
+        assert row["reward/mean"] == [pytest.approx(sum(record["rewards"]) / len(record["rewards"]))]
+        assert row["reward/max"] == [pytest.approx(max(record["rewards"]))]
+        assert row["fraction/gated"] == [pytest.approx(record["n_gated"] / record["n_candidates"])]
+        assert not {"learn/loss", "learn/ratio", "tokens/sampled", "fraction/truncated"} & set(row)
+    assert json.loads((tmp_path / "run" / "tracking.json").read_text())["tensorboard"]["step"] == 2
 
 
 def test_a_failing_tracker_warns_once_and_the_run_goes_on(tmp_path, tiny_model, monkeypatch):  # noqa: F811
