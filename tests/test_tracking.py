@@ -399,7 +399,8 @@ def test_a_tracker_that_is_not_installed_is_one_line_naming_the_extra_and_writes
     hidden.mkdir(parents=True)
     (hidden / "__init__.py").write_text(f"raise ModuleNotFoundError(\"No module named '{tracker}'\")\n")
     out = tmp_path / "run"
-    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=str(tmp_path / "hidden"))
+    path = os.pathsep.join(p for p in (str(tmp_path / "hidden"), os.environ.get("PYTHONPATH")) if p)
+    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=path)
     result = subprocess.run(
         [sys.executable, "-m", "kerneldisc", "discover", "vectoradd", "--log", tracker, "--out", str(out),
          "--device", "cpu"],
