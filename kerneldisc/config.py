@@ -23,6 +23,7 @@ from kerneldisc.rollout import REWARDS
 from kerneldisc.yaml_file import read_yaml_mapping
 
 POLICIES = KINDS
+LOGGERS = ("tensorboard", "wandb")  # experiment trackers (tracking.py); each an optional extra
 
 
 @dataclass
@@ -69,6 +70,8 @@ class DiscoverConfig:
     api_key_env: str = "OPENAI_API_KEY"
     # scripted policy (tests, replays): a file of completions
     script: str | None = None
+    # experiment tracking (tracking.py): any of LOGGERS; watching a run never changes its result
+    log: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> DiscoverConfig:
@@ -111,6 +114,7 @@ class DiscoverConfig:
             raise ConfigError(
                 f"the scripted policy needs a script file (config key 'script'); got {self.script!r}"
             )
+        self.log = parse_log(self.log)
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
         return self
@@ -133,6 +137,26 @@ class DiscoverConfig:
 
 
 FIELDS = {f.name for f in dataclasses.fields(DiscoverConfig)}
+
+
+def parse_log(value: Any) -> list[str]:
+    """The trackers asked for: a list or a comma-separated string (a YAML file or repeated
+    `--log` flags may give either), in order, each once; "none" alone asks for none (a resume
+    that stops tracking)."""
+    if value is None:
+        return []
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)) or not all(isinstance(i, str) for i in items):
+        raise ConfigError(f"log must be a list of {' or '.join(LOGGERS)}, got {value!r}")
+    names = [i.strip().lower() for i in items if i.strip()]
+    if names == ["none"]:
+        return []
+    unknown = [n for n in names if n not in LOGGERS]
+    if unknown:
+        raise ConfigError(
+            f"log: unknown tracker(s) {', '.join(unknown)} (allowed: {', '.join(LOGGERS)}, or none)"
+        )
+    return list(dict.fromkeys(names))
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:

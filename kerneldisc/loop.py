@@ -31,17 +31,22 @@ from kerneldisc.run_context import Interrupted, RunContext, open_run
 from kerneldisc.run_folder import RunFolder
 from kerneldisc.step_record import learning_line, step_line, step_record, summary
 
+# What a resume may change: how far the run goes, who watches it (trackers never change a result)
+# and where evaluations run (a Ray cluster, how many evaluators); not what a step samples,
+# rewards or learns.
+RESUME_MAY_CHANGE = ("steps", "log", "ray", "eval_workers")
+
 
 def config_for_resume(run_dir: Path, overrides: dict[str, Any]) -> DiscoverConfig:
-    """A resumed run keeps its recorded settings; only `steps` may grow."""
+    """A resumed run keeps its recorded settings; only `steps` may grow, and `log`, `ray` and
+    `eval_workers` may change."""
     run = RunFolder.open(run_dir)
     recorded = run.config()
-    # Where evaluations run (a Ray cluster, how many evaluators) may change between sessions;
-    # what a step samples, rewards and learns may not.
-    free = ("steps", "ray", "eval_workers")
-    allowed = {k: v for k, v in overrides.items() if k in free and v is not None}
+    allowed = {k: v for k, v in overrides.items() if k in RESUME_MAY_CHANGE and v is not None}
     changed = sorted(
-        k for k, v in overrides.items() if v is not None and k not in free and recorded.get(k) != v
+        k
+        for k, v in overrides.items()
+        if v is not None and k not in RESUME_MAY_CHANGE and recorded.get(k) != v
     )
     if changed:
         raise ConfigError(
@@ -189,7 +194,8 @@ def learn(ctx: RunContext, states, rollouts: list[Rollout]) -> dict[str, Any]:
     if ctx.trainer is None or not trained:
         return result
     stats = ctx.trainer.step(trained)
-    result.update({"loss": stats.get("loss"), "kl": stats.get("kl"), "train_tokens": stats.get("tokens")})
+    result.update({"loss": stats.get("loss"), "kl": stats.get("kl"), "train_tokens": stats.get("tokens"),
+                   "ratio": stats.get("ratio_mean")})  # fmt: skip
     ctx.policy.load_adapter(ctx.trainer.save_adapter_for_sampling())
     return result
 
@@ -211,6 +217,8 @@ def commit(
             save_policy_state=lambda path: torch.save(ctx.policy.state_dict(), path),
         )  # fmt: skip
     ctx.echo(step_line(record))
+    if ctx.trackers is not None:  # only a durable step is shown; a tracker's failure never stops the run
+        ctx.trackers.log_step(record, best.code if best else None)
 
 
 @contextmanager

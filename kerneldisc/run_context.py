@@ -22,6 +22,7 @@ from kerneldisc.run_folder import Checkpoint, RunFolder
 from kerneldisc.search import Archive
 from kerneldisc.step_record import fmt_us, summary
 from kerneldisc.task import Task, load_task
+from kerneldisc.tracking import Trackers, open_trackers, require
 
 if TYPE_CHECKING:
     from kerneldisc.learn.trainer import Trainer
@@ -43,9 +44,14 @@ class RunContext:
     trainer: Trainer | None
     pool: EvaluationPool
     echo: Callable[[str], None]
+    trackers: Trackers | None = None  # experiment tracking (--log); shown each step after its commit
 
     def close(self) -> None:
-        self.pool.close()
+        try:
+            self.pool.close()
+        finally:
+            if self.trackers is not None:
+                self.trackers.close()
 
 
 class Interrupted(Exception):
@@ -71,6 +77,7 @@ def open_run(
     included, comes before a new run folder is written; a Ctrl-C once it exists is an
     Interrupted that says how to resume (a folder with no finished step resumes from scratch)."""
     task = load_task(cfg.task)
+    require(cfg.log)  # a tracker asked for but not installed: one line, before anything is loaded
     device = resolve_device(cfg.device)
     roles = gpu_roles(cfg, device)
     model_dir = _model_dir(cfg)
@@ -107,6 +114,7 @@ def _open(cfg, task, run, device, roles, policy, trainer, echo, cluster=None) ->
                      echo=echo)  # fmt: skip
     try:
         ctx.archive, ctx.start_step = _archive(ctx)
+        ctx.trackers = open_trackers(cfg, run, echo)  # caught up with every committed step
     except BaseException:
         pool.close()
         raise

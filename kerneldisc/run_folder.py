@@ -3,6 +3,7 @@
 Layout (the contract in docs/architecture.md):
   config.yml  summary.json  history.jsonl  steps.jsonl  candidates/<hash>.py  replies/<hash>.txt
   archive.json  best_kernel.py  reference.json  adapter -> checkpoints/step-N/adapter
+  tracking.json, and tensorboard/ and wandb/ (with --log, tracking.py: written by those libraries)
   checkpoints/step-N/ (archive.json, this step's history and step lines, summary.json,
   best_kernel.py, meta.json, policy_state.pt, adapter/)  checkpoints/LATEST  checkpoints/PUBLISHED
 
@@ -148,6 +149,18 @@ class RunFolder:
         except (OSError, ValueError):
             return None
         return found if isinstance(found, dict) else None
+
+    def tracking(self) -> dict[str, Any]:
+        """tracking.json: the W&B run id and, per tracker, the last step it holds for sure (empty
+        where the run has never been tracked). Not part of a checkpoint: trackers only watch."""
+        try:
+            found = json.loads((self.root / "tracking.json").read_text())
+        except (OSError, ValueError):
+            return {}
+        return found if isinstance(found, dict) else {}
+
+    def write_tracking(self, state: dict[str, Any]) -> None:
+        write_json(self.root / "tracking.json", state)
 
     def load_reference(self) -> dict[str, Any] | None:
         p = self.root / "reference.json"

@@ -15,6 +15,11 @@ def step_record(step: int, rollouts: list[Rollout], archive: Archive, reference_
                 learn: dict[str, Any], timing: dict[str, float]) -> dict[str, Any]:  # fmt: skip
     best = archive.best()
     n = len(rollouts)
+    rewards = [r.reward for r in rollouts]
+    # Token counts exist only where the sampler sees token ids (not an OpenAI-compatible endpoint).
+    counted = [
+        len(r.completion.token_ids) for r in rollouts if r.completion is not None and r.completion.token_ids
+    ]
     return {
         "step": step,
         "best_runtime_us": best.runtime_us if best else None,
@@ -24,7 +29,7 @@ def step_record(step: int, rollouts: list[Rollout], archive: Archive, reference_
         "loss": learn.get("loss"),
         "kl": learn.get("kl"),
         "groups_trained": learn.get("groups_trained"),
-        "rewards": [r.reward for r in rollouts],
+        "rewards": rewards,
         "statuses": [r.status for r in rollouts],
         "n_candidates": n,
         "n_gated": sum(r.status == "gated" for r in rollouts),
@@ -33,6 +38,12 @@ def step_record(step: int, rollouts: list[Rollout], archive: Archive, reference_
         "seconds_sampling": round(timing.get("sampling", 0.0), 3),
         "seconds_evaluating": round(timing.get("evaluating", 0.0), 3),
         "seconds_training": round(timing.get("training", 0.0), 3),
+        # Added for experiment tracking (tracking.py); the keys above keep their meaning.
+        "mean_reward": sum(rewards) / n if n else None,
+        "max_reward": max(rewards) if n else None,
+        "ratio": learn.get("ratio"),  # the trainer's mean importance ratio (1 when on-policy)
+        "tokens_sampled": sum(counted) if counted else None,
+        "tokens_trained": learn.get("train_tokens"),
         # Where the evaluation time went, summed over candidates: waiting for a free evaluator,
         # and being evaluated; and how many evaluators were alive when the step ended.
         "seconds_eval_queue_wait": round(timing.get("eval_queue_wait", 0.0), 3),

@@ -23,6 +23,7 @@ LAYERS = [
         "model_defaults",
         "run_folder",
         "step_record",
+        "tracking",
         "evaluation_pool",
         "ray_cluster",
         "ray_evaluators",

@@ -19,6 +19,7 @@ examples:
   kerneldisc discover softmax --policy openai --no-train --config my.yml
   kerneldisc discover --resume results/vectoradd/20261125-120000
   kerneldisc discover trimul --ray auto --steps 50          # evaluations across a Ray cluster
+  kerneldisc discover vectoradd --steps 20 --log tensorboard --log wandb   # then: tensorboard --logdir results/
 
 Flags override the YAML file given with --config; the effective settings are written to the
 run folder's config.yml. Every step is checkpointed: after a crash, kill or Ctrl-C,
@@ -75,6 +76,13 @@ def register(sub) -> None:
     p.add_argument("--eval-workers", type=int, dest="eval_workers",
                    help="evaluations at once (default: one per evaluation GPU; on the CPU one, or one per "
                         "node with --ray)")  # fmt: skip
+    p.add_argument(
+        "--log", action="append", metavar="TRACKER",
+        help="show the run's steps in an experiment tracker: tensorboard (events in <run>/tensorboard/) or wandb "
+             "(Weights & Biases; offline in <run>/wandb/ when there is no API key); repeat or comma-separate "
+             "for both; with --resume it may change ('none' stops tracking). Each needs its extra: "
+             "pip install 'kerneldisc[tensorboard]' or 'kerneldisc[wandb]' (docs/tracking.md)",
+    )  # fmt: skip
     p.add_argument("--config", help="YAML file of settings (any DiscoverConfig field)")
     p.add_argument("--json", action="store_true", help="print the final summary.json to stdout")
     p.set_defaults(func=run)
@@ -107,6 +115,8 @@ def run(args: argparse.Namespace) -> int:
             "eval_workers",
         )  # fmt: skip
     }
+    # --log a --log b,c: one list, in order (config.parse_log checks the names)
+    overrides["log"] = [name for given in args.log for name in given.split(",")] if args.log else None
     echo = (lambda msg: print(msg, file=sys.stderr)) if args.json else print
     if args.resume:
         if args.config:
