@@ -14,8 +14,6 @@ context (run_context.py) and the step's rollouts (rollout.py):
 from __future__ import annotations
 
 import random
-import signal
-import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from kerneldisc.atomic import no_interrupt
 from kerneldisc.config import DiscoverConfig, make_config
 from kerneldisc.errors import ConfigError
 from kerneldisc.progress import bar
@@ -209,7 +208,7 @@ def commit(
 
     record = step_record(step, rollouts, ctx.archive, ctx.reference.runtime_us, learned, timing)
     best = ctx.archive.best()
-    with _no_interrupt():
+    with no_interrupt():
         ctx.run.commit_step(
             step, ctx.archive.to_dict(), [r.record() for r in rollouts], record, summary(ctx, step),
             save_adapter=ctx.trainer.save if ctx.trainer is not None else None,
@@ -228,19 +227,3 @@ def _timed(timing: dict[str, float], phase: str):
         yield
     finally:
         timing[phase] = timing.get(phase, 0.0) + time.perf_counter() - start
-
-
-@contextmanager
-def _no_interrupt():
-    """Hold a Ctrl-C (SIGINT) until the block is done, then raise it (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    caught: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if caught:
-        raise KeyboardInterrupt

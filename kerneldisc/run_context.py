@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from kerneldisc.atomic import no_interrupt
 from kerneldisc.config import DiscoverConfig
 from kerneldisc.devices import resolve_device, visible_gpus
 from kerneldisc.errors import ConfigError
@@ -233,8 +234,9 @@ def _archive(ctx: RunContext) -> tuple[Archive, int]:
         archive.add_empty_root()
     archive.ensure_roots(ctx.cfg.groups)
     best = archive.best()
-    ctx.run.commit_step(0, archive.to_dict(), [r.record() for r in history], None, summary(ctx, 0),
-                        best_code=best.code if best else None)  # fmt: skip
+    with no_interrupt():  # the first checkpoint and its views whole, as every step's (loop.commit)
+        ctx.run.commit_step(0, archive.to_dict(), [r.record() for r in history], None, summary(ctx, 0),
+                            best_code=best.code if best else None)  # fmt: skip
     return archive, 0
 
 

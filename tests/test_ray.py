@@ -264,6 +264,56 @@ def test_bad_addresses_and_impossible_requests_are_one_line_errors(cluster, tmp_
         assert not out.exists()
 
 
+def test_a_bench_with_an_unreachable_cluster_writes_nothing(tmp_path):
+    suite = tmp_path / "suite.yml"
+    suite.write_text(
+        yaml.safe_dump({"name": "s", "entries": [{"task": "vectoradd", "eval": ["@submission"]}]})
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "kerneldisc", "bench", str(suite), "--out", str(tmp_path / "out"), "--ray", "127.0.0.1:1"],
+        capture_output=True, text=True, timeout=120, env=dict(os.environ, TRITON_INTERPRET="1"),
+    )  # fmt: skip
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "nothing answers there" in done.stderr and not (tmp_path / "out").exists()
+
+
+def test_a_driver_killed_mid_run_resumes_on_the_cluster_without_loss(cluster, tmp_path):
+    """kill -9 of the driver (its evaluators die with it) after step 1; the resumed run has every
+    rollout of every step exactly once, judged on the cluster."""
+    from kerneldisc.loop import config_for_resume
+
+    disconnect()  # the killed driver and the resumed run need the nodes' CPUs for their evaluators
+    script = tmp_path / "replies.yml"
+    script.write_text(yaml.safe_dump([_reply(TORCH_ADD), _reply(_sleeps(3, SLOWER_ADD))]))
+    config = tmp_path / "cfg.yml"
+    config.write_text(yaml.safe_dump({"policy": "scripted", "script": str(script), "train": False, "steps": 3,
+                                      "groups": 1, "group_size": 2, "ray": cluster.address}))  # fmt: skip
+    run = tmp_path / "run"
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "kerneldisc", "discover", "vectoradd", "--config", str(config), "--out", str(run)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ, TRITON_INTERPRET="1"),
+    )  # fmt: skip
+    try:
+        latest = run / "checkpoints" / "LATEST"
+        deadline = time.monotonic() + 400
+        while (
+            not (latest.is_file() and latest.read_text().strip() == "step-000001")
+            and time.monotonic() < deadline
+        ):
+            assert driver.poll() is None, "the driver ended before its first step"
+            time.sleep(0.2)
+    finally:
+        driver.kill()
+        driver.wait()
+    assert latest.read_text().strip() in ("step-000001", "step-000002")  # killed before the run ended
+    run_discovery(config_for_resume(run, {}), resume=run, echo=lambda _: None)
+    rows = _rows(run)
+    assert sorted({r["step"] for r in rows}) == [0, 1, 2, 3]
+    assert len({_key(r) for r in rows}) == len(rows), "each rollout exactly once"
+    assert all(len([r for r in rows if r["step"] == step]) == 2 for step in (1, 2, 3))
+    assert all(r["judged_by"]["attempts"] == 1 for r in rows)
+
+
 def test_without_ray_nothing_imports_it(tmp_path):
     code = (
         "import sys\nfrom kerneldisc.cli import main\n"
