@@ -264,6 +264,30 @@ def test_bad_addresses_and_impossible_requests_are_one_line_errors(cluster, tmp_
         assert not out.exists()
 
 
+def test_more_gpu_evaluators_than_the_cluster_has_gpus_is_one_line(tmp_path):
+    """A cluster whose one node declares a GPU (Ray takes the count as given): asking for two GPU
+    evaluators is refused before the run folder exists."""
+    found = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+    found.add_node(num_cpus=1, num_gpus=1)
+    found.wait_for_nodes()
+    try:
+        script = tmp_path / "replies.yml"
+        script.write_text(yaml.safe_dump(REPLIES))
+        config = tmp_path / "cfg.yml"
+        config.write_text(yaml.safe_dump({"policy": "scripted", "script": str(script), "train": False}))
+        out = tmp_path / "never"
+        done = subprocess.run(
+            [sys.executable, "-m", "kerneldisc", "discover", "vectoradd", "--config", str(config), "--out", str(out),
+             "--ray", found.address, "--eval-workers", "2"],
+            capture_output=True, text=True, timeout=120, env=dict(os.environ, TRITON_INTERPRET="1"),
+        )  # fmt: skip
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2 and len(lines) == 1, done.stderr
+        assert "2 GPU evaluators asked for, the cluster has 1 GPU(s)" in lines[0] and not out.exists()
+    finally:
+        found.shutdown()
+
+
 def test_a_bench_with_an_unreachable_cluster_writes_nothing(tmp_path):
     suite = tmp_path / "suite.yml"
     suite.write_text(
