@@ -165,6 +165,7 @@ class VLLMPolicy(LocalSampler):
             return
         import torch
 
+        _shut_down(self._llm)
         self._llm = None
         gc.collect()
         if self.device.startswith("cuda"):
@@ -200,6 +201,15 @@ def _only_gpu_visible(device: str) -> Iterator[None]:
             os.environ.pop("CUDA_VISIBLE_DEVICES", None)
         else:
             os.environ["CUDA_VISIBLE_DEVICES"] = saved
+
+
+def _shut_down(llm) -> None:
+    """Stop the engine's process now. Dropping the last reference is not enough: something inside
+    vLLM keeps the engine client reachable, and its process (with the weights and the KV cache, on
+    the GPU or in RAM) lived on after release until this process exited."""
+    engine_core = getattr(llm.llm_engine, "engine_core", None)
+    if engine_core is not None and hasattr(engine_core, "shutdown"):
+        engine_core.shutdown()
 
 
 def _completion(prompt_ids: list[int], choice) -> Completion:
