@@ -8,7 +8,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
+import threading
 from collections.abc import Callable, Iterable
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -100,3 +103,21 @@ def fsync_dir(directory: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+@contextmanager
+def no_interrupt():
+    """Hold a Ctrl-C (SIGINT) until the block is done, then raise it (main thread only): a
+    checkpoint and the views published from it are written whole or, after a kill, recovered,
+    but never left half-done by a Ctrl-C that Python turns into an exception mid-write."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt

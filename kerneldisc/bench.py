@@ -5,6 +5,10 @@ run in order — one per GPU at a time when several GPUs are visible — and a f
 recorded and passed over, never the end of the suite. Each entry writes its folder under
 `<out>/entries/<name>/` with an `outcome.json` (status done|failed|running); `--resume`
 skips entries whose outcome is done. The schema is documented in docs/reports.md.
+
+With `--ray`, entries run side by side in this process (one thread each, as many as the cluster
+has evaluators) and every evaluation goes to the cluster's evaluators (ray_evaluators.py), whose
+verdicts say which node and device judged them; the output folder stays on this machine.
 """
 
 from __future__ import annotations
@@ -310,10 +314,12 @@ def default_out_dir(suite: Suite) -> Path:
 
 
 def run_suite(
-    suite: Suite, out_dir: Path, resume: bool = False, gpus: list[str] | None = None, echo=print
-) -> SuiteResult:
+    suite: Suite, out_dir: Path, resume: bool = False, gpus: list[str] | None = None, echo=print,
+    ray: str | None = None,
+) -> SuiteResult:  # fmt: skip
     """Run every entry not already done; `gpus` (default: those visible) run entries in
-    parallel, one per GPU, each in its own process with CUDA_VISIBLE_DEVICES set."""
+    parallel, one per GPU, each in its own process with CUDA_VISIBLE_DEVICES set; `ray` (an
+    address) spreads their evaluations over a Ray cluster instead."""
     out_dir = Path(out_dir)
     if not resume and out_dir.exists() and any(out_dir.iterdir()):
         raise ConfigError(
@@ -321,8 +327,17 @@ def run_suite(
         )
     if resume and not (out_dir / "suite.yml").is_file():
         raise ConfigError(f"--resume: {out_dir} holds no suite.yml (not a bench output folder)")
-    out_dir.mkdir(parents=True, exist_ok=True)
     device = resolve_device(suite.device)
+    cluster = None
+    if ray is not None:  # an unreachable cluster is an error before the output folder exists
+        from kerneldisc.ray_cluster import init, shape
+        from kerneldisc.ray_evaluators import connect
+
+        init(ray)
+        kind = "cuda" if device != "cpu" or (suite.device == "auto" and shape().gpus >= 1) else "cpu"
+        cluster = connect(ray, kind, 0, echo)
+        device = kind
+    out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "suite.yml").write_text(yaml.safe_dump(suite.to_dict(), sort_keys=False))
     _record_ceilings(out_dir, device)
     todo = []
@@ -333,8 +348,10 @@ def run_suite(
             continue
         todo.append(entry)
     if gpus is None:  # "cuda" spreads entries over every visible GPU; "cuda:N" pins them to one
-        gpus = visible_gpus() if device == "cuda" else []
-    if len(gpus) > 1:
+        gpus = visible_gpus() if device == "cuda" and cluster is None else []
+    if cluster is not None:
+        _run_on_ray(todo, out_dir, device, cluster, ray, echo)
+    elif len(gpus) > 1:
         _run_parallel(todo, out_dir, device, gpus, echo)
     else:
         for entry in todo:
@@ -350,8 +367,11 @@ def run_suite(
     return SuiteResult(out_dir, outcomes)
 
 
-def run_entry(entry: Entry, out_dir: Path, device: str, echo=print) -> dict[str, Any]:
-    """Run one entry in this process; whatever goes wrong is written down as its outcome."""
+def run_entry(
+    entry: Entry, out_dir: Path, device: str, echo=print, cluster=None, ray: str | None = None
+) -> dict[str, Any]:
+    """Run one entry in this process; whatever goes wrong is written down as its outcome.
+    `cluster` (RayEvaluators) and `ray` (its address) send its evaluations to a Ray cluster."""
     entry_dir = out_dir / "entries" / entry.name
     entry_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()
@@ -366,9 +386,9 @@ def run_entry(entry: Entry, out_dir: Path, device: str, echo=print) -> dict[str,
         outcome["task"] = task.name
         outcome["task_path"] = str(task.path)
         if entry.action == "eval":
-            errors = _run_eval(entry, task, entry_dir, device, outcome)
+            errors = _run_eval(entry, task, entry_dir, device, outcome, cluster)
         else:
-            errors = _run_discover(entry, task, entry_dir, device, outcome, echo)
+            errors = _run_discover(entry, task, entry_dir, device, outcome, echo, ray)
         outcome["status"] = "failed" if errors else "done"
         outcome["error"] = "; ".join(errors) or None
     except KeyboardInterrupt:  # Ctrl-C stops the suite; --resume runs this entry again
@@ -387,9 +407,12 @@ def run_entry(entry: Entry, out_dir: Path, device: str, echo=print) -> dict[str,
     return outcome
 
 
-def _run_eval(entry: Entry, task: Task, entry_dir: Path, device: str, outcome: dict) -> list[str]:
+def _run_eval(
+    entry: Entry, task: Task, entry_dir: Path, device: str, outcome: dict, cluster=None
+) -> list[str]:
     """Evaluate every named candidate against one reference timing, so all numbers of the
-    entry come from the same run and protocol."""
+    entry come from the same run and protocol. On a Ray cluster the candidates are judged side by
+    side, each against the reference of the device group that judged it (references.json)."""
     from kerneldisc.evaluate import EvalConfig, evaluate, measure_reference
 
     errors: list[str] = []
@@ -397,12 +420,19 @@ def _run_eval(entry: Entry, task: Task, entry_dir: Path, device: str, outcome: d
     if not candidates:
         return errors or ["no candidates to evaluate"]
     cfg = EvalConfig(device=device)
-    reference = measure_reference(task, cfg)
-    write_json(entry_dir / "reference.json", reference.to_dict())
+    if cluster is not None:
+        cfg = EvalConfig(device="cuda:0" if cluster.kind == "cuda" else "cpu")
+        verdicts = _judge_on_ray(
+            task, [path.read_text() for _, _, path in candidates], cfg, cluster, entry_dir
+        )
+    else:
+        reference = measure_reference(task, cfg)
+        write_json(entry_dir / "reference.json", reference.to_dict())
+        verdicts = (evaluate(task, path.read_text(), cfg, reference=reference) for _, _, path in candidates)
     (entry_dir / "verdicts").mkdir(exist_ok=True)
     records: list[dict[str, Any]] = []
-    for label, role, path in candidates:
-        verdict = evaluate(task, path.read_text(), cfg, reference=reference).to_dict()
+    for (label, role, path), judged in zip(candidates, verdicts, strict=True):
+        verdict = judged.to_dict()
         verdict_file = f"verdicts/{_slug(label, [r['verdict_file'] for r in records])}.json"
         write_json(entry_dir / verdict_file, verdict)
         records.append(
@@ -506,7 +536,42 @@ class ModelNew(_reference.Model):
 )
 
 
-def _run_discover(entry: Entry, task: Task, entry_dir: Path, device: str, outcome: dict, echo) -> list[str]:
+def _judge_on_ray(task: Task, codes: list[str], cfg, cluster, entry_dir: Path) -> list:
+    """Every code judged on the cluster at once; reference.json is the first group's reference,
+    references.json every group's."""
+    import threading
+
+    references: dict[str, dict[str, Any]] = {}
+    lock = threading.Lock()
+
+    def keep(group: str, reference) -> None:
+        with lock:
+            references[group] = reference.to_dict()
+
+    for group, reference in cluster.known_references(task).items():
+        keep(group, reference)
+    group, first = cluster.reference(task, cfg, on_new=keep)
+    keep(group, first)
+    write_json(entry_dir / "reference.json", first.to_dict())
+    with ThreadPoolExecutor(max_workers=max(1, min(len(codes), cluster.count))) as pool:
+        verdicts = list(pool.map(lambda code: cluster.judge(task, code, cfg, keep).verdict, codes))
+    write_json(entry_dir / "references.json", references)
+    return verdicts
+
+
+def _run_on_ray(entries: list[Entry], out_dir: Path, device: str, cluster, address: str, echo) -> None:
+    """Entries side by side, each in a thread of this process: their evaluations queue for the
+    cluster's evaluators, so as many entries as evaluators keep them all busy."""
+
+    def one(entry: Entry) -> None:
+        echo(_outcome_line(run_entry(entry, out_dir, device, echo, cluster=cluster, ray=address)))
+
+    with ThreadPoolExecutor(max_workers=max(1, cluster.count), thread_name_prefix="kerneldisc-bench") as pool:
+        list(pool.map(one, entries))
+
+
+def _run_discover(entry: Entry, task: Task, entry_dir: Path, device: str, outcome: dict, echo,
+                  ray: str | None = None) -> list[str]:  # fmt: skip
     from kerneldisc.config import make_config
     from kerneldisc.loop import config_for_resume, run_discovery
     from kerneldisc.run_context import Interrupted
@@ -516,6 +581,8 @@ def _run_discover(entry: Entry, task: Task, entry_dir: Path, device: str, outcom
     write_outcome(entry_dir, outcome)
     settings = {**entry.settings, "task": str(task.path), "out": str(run_dir)}
     settings.setdefault("device", device)
+    if ray is not None:
+        settings["ray"] = ray
     log_file = entry_dir / "log.txt"
 
     def entry_echo(message: str) -> None:

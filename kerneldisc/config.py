@@ -23,6 +23,7 @@ from kerneldisc.rollout import REWARDS
 from kerneldisc.yaml_file import read_yaml_mapping
 
 POLICIES = KINDS
+LOGGERS = ("tensorboard", "wandb")  # experiment trackers (tracking.py); each an optional extra
 
 
 @dataclass
@@ -60,12 +61,17 @@ class DiscoverConfig:
     eval_timeout_s: float = 120.0
     eval_workers: int = 0  # 0: one per evaluation GPU, or 1 on the CPU
     eval_memory_mb: int | None = None  # the candidate's memory limit; None: the evaluator's default
+    # Evaluations on a Ray cluster (docs/cluster.md): an address as ray.init takes it ("auto",
+    # "ray://host:10001", "host:port") or "local" for a Ray started on the spot; None: no Ray.
+    ray: str | None = None
     target_us: float | None = None  # the runtime the prompt asks for; default half the best so far
     # openai policy
     base_url: str | None = None
     api_key_env: str = "OPENAI_API_KEY"
     # scripted policy (tests, replays): a file of completions
     script: str | None = None
+    # experiment tracking (tracking.py): any of LOGGERS; watching a run never changes its result
+    log: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> DiscoverConfig:
@@ -88,6 +94,12 @@ class DiscoverConfig:
             raise ConfigError(f"kl_coef must be 0 or more, got {self.kl_coef}")
         if self.max_archive < 2:
             raise ConfigError(f"max_archive must be at least 2, got {self.max_archive}")
+        if self.eval_workers < 0:
+            raise ConfigError(f"eval_workers must be 0 (automatic) or more, got {self.eval_workers}")
+        if self.ray is not None and (not isinstance(self.ray, str) or not self.ray.strip()):
+            raise ConfigError(
+                f"ray must be an address (auto, ray://host:10001, host:port) or local, got {self.ray!r}"
+            )
         if self.eval_timeout_s <= 0:
             raise ConfigError(f"eval_timeout_s must be positive, got {self.eval_timeout_s}")
         if self.eval_memory_mb is not None and int(self.eval_memory_mb) < MIN_MEMORY_MB:
@@ -102,6 +114,7 @@ class DiscoverConfig:
             raise ConfigError(
                 f"the scripted policy needs a script file (config key 'script'); got {self.script!r}"
             )
+        self.log = parse_log(self.log)
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
         return self
@@ -124,6 +137,26 @@ class DiscoverConfig:
 
 
 FIELDS = {f.name for f in dataclasses.fields(DiscoverConfig)}
+
+
+def parse_log(value: Any) -> list[str]:
+    """The trackers asked for: a list or a comma-separated string (a YAML file or repeated
+    `--log` flags may give either), in order, each once; "none" alone asks for none (a resume
+    that stops tracking)."""
+    if value is None:
+        return []
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)) or not all(isinstance(i, str) for i in items):
+        raise ConfigError(f"log must be a list of {' or '.join(LOGGERS)}, got {value!r}")
+    names = [i.strip().lower() for i in items if i.strip()]
+    if names == ["none"]:
+        return []
+    unknown = [n for n in names if n not in LOGGERS]
+    if unknown:
+        raise ConfigError(
+            f"log: unknown tracker(s) {', '.join(unknown)} (allowed: {', '.join(LOGGERS)}, or none)"
+        )
+    return list(dict.fromkeys(names))
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:

@@ -14,8 +14,6 @@ context (run_context.py) and the step's rollouts (rollout.py):
 from __future__ import annotations
 
 import random
-import signal
-import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from kerneldisc.atomic import no_interrupt
 from kerneldisc.config import DiscoverConfig, make_config
 from kerneldisc.errors import ConfigError
 from kerneldisc.progress import bar
@@ -31,14 +30,22 @@ from kerneldisc.run_context import Interrupted, RunContext, open_run
 from kerneldisc.run_folder import RunFolder
 from kerneldisc.step_record import learning_line, step_line, step_record, summary
 
+# What a resume may change: how far the run goes, who watches it (trackers never change a result)
+# and where evaluations run (a Ray cluster, how many evaluators); not what a step samples,
+# rewards or learns.
+RESUME_MAY_CHANGE = ("steps", "log", "ray", "eval_workers")
+
 
 def config_for_resume(run_dir: Path, overrides: dict[str, Any]) -> DiscoverConfig:
-    """A resumed run keeps its recorded settings; only `steps` may grow."""
+    """A resumed run keeps its recorded settings; only `steps` may grow, and `log`, `ray` and
+    `eval_workers` may change."""
     run = RunFolder.open(run_dir)
     recorded = run.config()
-    allowed = {k: v for k, v in overrides.items() if k == "steps" and v is not None}
+    allowed = {k: v for k, v in overrides.items() if k in RESUME_MAY_CHANGE and v is not None}
     changed = sorted(
-        k for k, v in overrides.items() if v is not None and k != "steps" and recorded.get(k) != v
+        k
+        for k, v in overrides.items()
+        if v is not None and k not in RESUME_MAY_CHANGE and recorded.get(k) != v
     )
     if changed:
         raise ConfigError(
@@ -71,7 +78,10 @@ def one_step(ctx: RunContext, step: int) -> None:
         rollouts = sample(ctx, states, step)  # 2. sample
     with _timed(timing, "evaluating"):
         gate(ctx, rollouts)  # 3. gate
-        evaluate(ctx, rollouts)  # 4. evaluate
+        spent = evaluate(ctx, rollouts)  # 4. evaluate
+    timing["eval_queue_wait"] = spent.get("queue_wait_s", 0.0)
+    timing["eval_busy"] = spent.get("evaluating_s", 0.0)
+    timing["evaluators_alive"] = ctx.pool.evaluators_alive()
     record_in_archive(ctx, states, rollouts, step)  # 5. archive
     with _timed(timing, "training"):
         learned = learn(ctx, states, rollouts)  # 6. learn
@@ -139,13 +149,14 @@ def gate(ctx: RunContext, rollouts: list[Rollout]) -> None:
             r.language_ok = language_problem(ctx.task, r.code) is None
 
 
-def evaluate(ctx: RunContext, rollouts: list[Rollout]) -> None:
+def evaluate(ctx: RunContext, rollouts: list[Rollout]) -> dict[str, float]:
     roles = ctx.roles
     if roles is not None and roles.eval_shares_gpu:
         ctx.policy.release()  # evaluators never time a kernel beside another role
         if ctx.trainer is not None:
             ctx.trainer.release()
     ctx.pool.run(rollouts)
+    return ctx.pool.stats
 
 
 def record_in_archive(ctx: RunContext, states, rollouts: list[Rollout], step: int) -> None:
@@ -182,7 +193,8 @@ def learn(ctx: RunContext, states, rollouts: list[Rollout]) -> dict[str, Any]:
     if ctx.trainer is None or not trained:
         return result
     stats = ctx.trainer.step(trained)
-    result.update({"loss": stats.get("loss"), "kl": stats.get("kl"), "train_tokens": stats.get("tokens")})
+    result.update({"loss": stats.get("loss"), "kl": stats.get("kl"), "train_tokens": stats.get("tokens"),
+                   "ratio": stats.get("ratio_mean")})  # fmt: skip
     ctx.policy.load_adapter(ctx.trainer.save_adapter_for_sampling())
     return result
 
@@ -196,7 +208,7 @@ def commit(
 
     record = step_record(step, rollouts, ctx.archive, ctx.reference.runtime_us, learned, timing)
     best = ctx.archive.best()
-    with _no_interrupt():
+    with no_interrupt():
         ctx.run.commit_step(
             step, ctx.archive.to_dict(), [r.record() for r in rollouts], record, summary(ctx, step),
             save_adapter=ctx.trainer.save if ctx.trainer is not None else None,
@@ -204,6 +216,8 @@ def commit(
             save_policy_state=lambda path: torch.save(ctx.policy.state_dict(), path),
         )  # fmt: skip
     ctx.echo(step_line(record))
+    if ctx.trackers is not None:  # only a durable step is shown; a tracker's failure never stops the run
+        ctx.trackers.log_step(record, best.code if best else None)
 
 
 @contextmanager
@@ -213,19 +227,3 @@ def _timed(timing: dict[str, float], phase: str):
         yield
     finally:
         timing[phase] = timing.get(phase, 0.0) + time.perf_counter() - start
-
-
-@contextmanager
-def _no_interrupt():
-    """Hold a Ctrl-C (SIGINT) until the block is done, then raise it (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    caught: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if caught:
-        raise KeyboardInterrupt

@@ -84,6 +84,7 @@ class Rollout:
             "interpreted": bool(self.verdict.interpreted) if self.verdict is not None else False,
             "advantage": self.advantage, "language_ok": self.language_ok,
             "gpu_compile": compact_gpu_compile(self.verdict.gpu_compile) if self.verdict is not None else [],
+            **({"judged_by": self.verdict.judged_by} if self.verdict is not None and self.verdict.judged_by else {}),
         }  # fmt: skip
 
     @classmethod

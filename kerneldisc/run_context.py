@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from kerneldisc.atomic import no_interrupt
 from kerneldisc.config import DiscoverConfig
 from kerneldisc.devices import resolve_device, visible_gpus
 from kerneldisc.errors import ConfigError
@@ -22,6 +23,7 @@ from kerneldisc.run_folder import Checkpoint, RunFolder
 from kerneldisc.search import Archive
 from kerneldisc.step_record import fmt_us, summary
 from kerneldisc.task import Task, load_task
+from kerneldisc.tracking import Trackers, open_trackers, require
 
 if TYPE_CHECKING:
     from kerneldisc.learn.trainer import Trainer
@@ -43,9 +45,14 @@ class RunContext:
     trainer: Trainer | None
     pool: EvaluationPool
     echo: Callable[[str], None]
+    trackers: Trackers | None = None  # experiment tracking (--log); shown each step after its commit
 
     def close(self) -> None:
-        self.pool.close()
+        try:
+            self.pool.close()
+        finally:
+            if self.trackers is not None:
+                self.trackers.close()
 
 
 class Interrupted(Exception):
@@ -71,10 +78,12 @@ def open_run(
     included, comes before a new run folder is written; a Ctrl-C once it exists is an
     Interrupted that says how to resume (a folder with no finished step resumes from scratch)."""
     task = load_task(cfg.task)
+    require(cfg.log)  # a tracker asked for but not installed: one line, before anything is loaded
     device = resolve_device(cfg.device)
     roles = gpu_roles(cfg, device)
     model_dir = _model_dir(cfg)
     cfg = cfg.concrete(model_dir, device)  # what config.yml records, so a resume samples alike
+    cluster = _cluster(cfg, device, echo)  # an address nobody answers at fails here, before any write
     run = RunFolder.open(resume) if resume is not None else None
     policy, trainer = _learner(cfg, run.latest() if run is not None else None, roles, model_dir)
     if run is not None:
@@ -83,24 +92,30 @@ def open_run(
         run = RunFolder.create(Path(cfg.out) if cfg.out else default_out_dir(task), cfg.to_dict())
     try:
         echo(f"run folder: {run.root}")
-        return _open(cfg, task, run, device, roles, policy, trainer, echo)
+        return _open(cfg, task, run, device, roles, policy, trainer, echo, cluster)
     except KeyboardInterrupt:
         raise Interrupted.of(run) from None
 
 
-def _open(cfg, task, run, device, roles, policy, trainer, echo) -> RunContext:
-    eval_devices = ["cpu"] if roles is None else [f"cuda:{i}" for i in roles.eval]
-    eval_cfg = EvalConfig(
-        device=eval_devices[0], timeout_s=cfg.eval_timeout_s, memory_limit_mb=cfg.eval_memory_mb
-    )
-    reference = _reference(run, task, eval_cfg, echo)
-    pool = EvaluationPool(task, eval_cfg, reference, eval_devices, cfg.eval_workers, cfg.reward)
+def _open(cfg, task, run, device, roles, policy, trainer, echo, cluster=None) -> RunContext:
+    if cluster is not None:
+        eval_cfg = EvalConfig(device="cuda:0" if cluster.kind == "cuda" else "cpu",
+                              timeout_s=cfg.eval_timeout_s, memory_limit_mb=cfg.eval_memory_mb)  # fmt: skip
+        reference, pool = _ray_pool(cfg, run, task, eval_cfg, cluster, echo)
+    else:
+        eval_devices = ["cpu"] if roles is None else [f"cuda:{i}" for i in roles.eval]
+        eval_cfg = EvalConfig(
+            device=eval_devices[0], timeout_s=cfg.eval_timeout_s, memory_limit_mb=cfg.eval_memory_mb
+        )
+        reference = _reference(run, task, eval_cfg, echo)
+        pool = EvaluationPool(task, eval_cfg, reference, eval_devices, cfg.eval_workers, cfg.reward)
     ctx = RunContext(cfg=cfg, task=task, run=run, device=device, roles=roles, eval_cfg=eval_cfg,
                      reference=reference, archive=Archive(c=cfg.puct_c, top_children=cfg.top_children,
                      max_size=cfg.max_archive), start_step=0, policy=policy, trainer=trainer, pool=pool,
                      echo=echo)  # fmt: skip
     try:
         ctx.archive, ctx.start_step = _archive(ctx)
+        ctx.trackers = open_trackers(cfg, run, echo)  # caught up with every committed step
     except BaseException:
         pool.close()
         raise
@@ -144,6 +159,56 @@ def _reference(run: RunFolder, task: Task, eval_cfg: EvalConfig, echo) -> Refere
     return reference
 
 
+def _cluster(cfg: DiscoverConfig, device: str, echo):
+    """The Ray cluster's evaluators (`--ray`), or None. GPU evaluations when this machine runs on
+    a GPU, or when it is left to choose (`auto`) and the cluster has GPUs; CPU ones otherwise."""
+    if cfg.ray is None:
+        return None
+    from kerneldisc.ray_cluster import init, shape
+    from kerneldisc.ray_evaluators import connect
+
+    init(cfg.ray)
+    kind = "cuda" if device != "cpu" or (cfg.device == "auto" and shape().gpus >= 1) else "cpu"
+    cluster = connect(cfg.ray, kind, cfg.eval_workers, echo)
+    groups = cluster.groups()
+    if cfg.reward != "speedup" and len(groups) > 1:
+        # A speedup is against the reference of its own GPU model; a runtime is not comparable.
+        raise ConfigError(
+            f"reward {cfg.reward} compares runtimes, which differ between the cluster's devices "
+            f"({', '.join(sorted(groups))}); use reward speedup on a mixed cluster"
+        )
+    return cluster
+
+
+def _ray_pool(cfg, run: RunFolder, task: Task, eval_cfg: EvalConfig, cluster, echo):
+    """The reference of each device group that judges (kept in references.json as it is timed,
+    so a resumed run rewards against the same yardsticks) and the pool over the cluster.
+    reference.json holds the first group's, which prompts and summaries quote."""
+    import threading
+
+    from kerneldisc.evaluation_pool import RayEvaluationPool
+
+    stored = {group: ReferenceTiming.from_dict(d) for group, d in run.load_references().items()}
+    cluster.add_references(task, stored)
+    lock = threading.Lock()
+    kept = {group: ref.to_dict() for group, ref in stored.items()}
+
+    def keep(group: str, reference: ReferenceTiming) -> None:
+        with lock:
+            if kept.get(group) != reference.to_dict():
+                kept[group] = reference.to_dict()
+                run.save_references(dict(kept))
+
+    first = run.load_reference()
+    if first is not None and stored:
+        reference = ReferenceTiming.from_dict(first)
+    else:
+        _, reference = cluster.reference(task, eval_cfg, on_new=keep)
+        run.save_reference(reference.to_dict())
+    echo(f"reference: {reference.runtime_us:.1f} µs")
+    return reference, RayEvaluationPool(task, eval_cfg, cluster, cfg.reward, keep)
+
+
 def _archive(ctx: RunContext) -> tuple[Archive, int]:
     """The archive of the latest checkpoint, or a new one: the starting submission judged as the
     first rollout (step 0), and the empty root."""
@@ -169,8 +234,9 @@ def _archive(ctx: RunContext) -> tuple[Archive, int]:
         archive.add_empty_root()
     archive.ensure_roots(ctx.cfg.groups)
     best = archive.best()
-    ctx.run.commit_step(0, archive.to_dict(), [r.record() for r in history], None, summary(ctx, 0),
-                        best_code=best.code if best else None)  # fmt: skip
+    with no_interrupt():  # the first checkpoint and its views whole, as every step's (loop.commit)
+        ctx.run.commit_step(0, archive.to_dict(), [r.record() for r in history], None, summary(ctx, 0),
+                            best_code=best.code if best else None)  # fmt: skip
     return archive, 0
 
 

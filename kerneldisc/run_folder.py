@@ -3,6 +3,7 @@
 Layout (the contract in docs/architecture.md):
   config.yml  summary.json  history.jsonl  steps.jsonl  candidates/<hash>.py  replies/<hash>.txt
   archive.json  best_kernel.py  reference.json  adapter -> checkpoints/step-N/adapter
+  tracking.json, and tensorboard/ and wandb/ (with --log, tracking.py: written by those libraries)
   checkpoints/step-N/ (archive.json, this step's history and step lines, summary.json,
   best_kernel.py, meta.json, policy_state.pt, adapter/)  checkpoints/LATEST  checkpoints/PUBLISHED
 
@@ -149,9 +150,30 @@ class RunFolder:
             return None
         return found if isinstance(found, dict) else None
 
+    def tracking(self) -> dict[str, Any]:
+        """tracking.json: the W&B run id and, per tracker, the last step it holds for sure (empty
+        where the run has never been tracked). Not part of a checkpoint: trackers only watch."""
+        try:
+            found = json.loads((self.root / "tracking.json").read_text())
+        except (OSError, ValueError):
+            return {}
+        return found if isinstance(found, dict) else {}
+
+    def write_tracking(self, state: dict[str, Any]) -> None:
+        write_json(self.root / "tracking.json", state)
+
     def load_reference(self) -> dict[str, Any] | None:
         p = self.root / "reference.json"
         return json.loads(p.read_text()) if p.is_file() else None
+
+    def save_references(self, by_group: dict[str, dict[str, Any]]) -> None:
+        """A Ray run's reference per device group (GPU model or CPU machine) that judged a
+        candidate; reference.json stays the first of them, the one prompts and summaries quote."""
+        write_json(self.root / "references.json", by_group)
+
+    def load_references(self) -> dict[str, dict[str, Any]]:
+        p = self.root / "references.json"
+        return json.loads(p.read_text()) if p.is_file() else {}
 
     # --- checkpoints ----------------------------------------------------------------------
     def latest(self) -> Checkpoint | None:

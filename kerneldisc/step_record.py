@@ -15,6 +15,11 @@ def step_record(step: int, rollouts: list[Rollout], archive: Archive, reference_
                 learn: dict[str, Any], timing: dict[str, float]) -> dict[str, Any]:  # fmt: skip
     best = archive.best()
     n = len(rollouts)
+    rewards = [r.reward for r in rollouts]
+    # Token counts exist only where the sampler sees token ids (not an OpenAI-compatible endpoint).
+    counted = [
+        len(r.completion.token_ids) for r in rollouts if r.completion is not None and r.completion.token_ids
+    ]
     return {
         "step": step,
         "best_runtime_us": best.runtime_us if best else None,
@@ -24,7 +29,7 @@ def step_record(step: int, rollouts: list[Rollout], archive: Archive, reference_
         "loss": learn.get("loss"),
         "kl": learn.get("kl"),
         "groups_trained": learn.get("groups_trained"),
-        "rewards": [r.reward for r in rollouts],
+        "rewards": rewards,
         "statuses": [r.status for r in rollouts],
         "n_candidates": n,
         "n_gated": sum(r.status == "gated" for r in rollouts),
@@ -33,6 +38,17 @@ def step_record(step: int, rollouts: list[Rollout], archive: Archive, reference_
         "seconds_sampling": round(timing.get("sampling", 0.0), 3),
         "seconds_evaluating": round(timing.get("evaluating", 0.0), 3),
         "seconds_training": round(timing.get("training", 0.0), 3),
+        # Added for experiment tracking (tracking.py); the keys above keep their meaning.
+        "mean_reward": sum(rewards) / n if n else None,
+        "max_reward": max(rewards) if n else None,
+        "ratio": learn.get("ratio"),  # the trainer's mean importance ratio (1 when on-policy)
+        "tokens_sampled": sum(counted) if counted else None,
+        "tokens_trained": learn.get("train_tokens"),
+        # Where the evaluation time went, summed over candidates: waiting for a free evaluator,
+        # and being evaluated; and how many evaluators were alive when the step ended.
+        "seconds_eval_queue_wait": round(timing.get("eval_queue_wait", 0.0), 3),
+        "seconds_eval_busy": round(timing.get("eval_busy", 0.0), 3),
+        "evaluators_alive": int(timing.get("evaluators_alive", 0)),
     }
 
 
@@ -45,7 +61,18 @@ def step_line(rec: dict[str, Any]) -> str:
         f"step {rec['step']}: best {fmt_us(rec['best_runtime_us'])} ({speed}), "
         f"correct {rec['correct_fraction']:.0%} of {rec['n_candidates']}{truncated}, beta {beta}, loss {loss}, "
         f"time sample/eval/train {rec['seconds_sampling']:.1f}/{rec['seconds_evaluating']:.1f}/"
-        f"{rec['seconds_training']:.1f} s"
+        f"{rec['seconds_training']:.1f} s{_evaluators(rec)}"
+    )
+
+
+def _evaluators(rec: dict[str, Any]) -> str:
+    """`, 3 evaluators (queue 1.2 s, evaluating 40.5 s)`: where the evaluation phase's time went."""
+    if not rec.get("evaluators_alive"):
+        return ""
+    n = rec["evaluators_alive"]
+    return (
+        f", {n} evaluator{'s' if n != 1 else ''} (queue {rec.get('seconds_eval_queue_wait', 0):.1f} s, "
+        f"evaluating {rec.get('seconds_eval_busy', 0):.1f} s)"
     )
 
 

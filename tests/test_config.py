@@ -26,6 +26,8 @@ def test_flags_override_file_and_file_overrides_defaults(tmp_path):
         ("- a\n- b\n", "mapping"),
         ("task: [unclosed\n", "not valid YAML"),
         ("task: x\ntrain: maybe\n", "true or false"),
+        ("task: x\nlog: mlflow\n", r"unknown tracker\(s\) mlflow \(allowed: tensorboard, wandb, or none\)"),
+        ("task: x\nlog: {tensorboard: true}\n", "log must be a list of tensorboard or wandb"),
     ],
 )
 def test_bad_config_file_names_the_problem(tmp_path, text, message):
@@ -43,6 +45,7 @@ def test_bad_config_file_names_the_problem(tmp_path, text, message):
         ({"policy": "openai"}, "--no-train"),
         ({"device": "tpu"}, "device must be"),
         ({"eval_memory_mb": 512}, "eval_memory_mb must be at least 1024"),
+        ({"log": ["tensorboard", "mlflow"]}, "unknown tracker"),
     ],
 )
 def test_bad_values_are_refused(overrides, message):
@@ -78,3 +81,20 @@ def test_gpu_roles_split_and_explicit():
 def test_bad_gpu_lists_are_refused(text, available, message):
     with pytest.raises(ConfigError, match=message):
         parse_gpus(text, available)
+
+
+@pytest.mark.parametrize(
+    "given, expected",
+    [
+        ([], []),
+        ("tensorboard", ["tensorboard"]),
+        ("wandb, tensorboard", ["wandb", "tensorboard"]),
+        (["tensorboard", "TensorBoard", "wandb"], ["tensorboard", "wandb"]),
+        ("none", []),
+    ],
+)
+def test_log_takes_a_list_or_commas_each_tracker_once(tmp_path, given, expected):
+    assert make_config({"task": "vectoradd", "log": given}).log == expected
+    f = tmp_path / "c.yml"
+    f.write_text(f"task: x\nlog: {given!r}\n" if isinstance(given, str) else f"task: x\nlog: {given}\n")
+    assert make_config(load_config_file(f), {}).log == expected

@@ -14,8 +14,8 @@ from kerneldisc.cli import build_parser
 from kerneldisc.config import FIELDS
 
 PACKAGE = Path(kerneldisc.__file__).parent
-# Flags of other programs that messages quote whole commands of (pip, nvcc, huggingface-cli).
-OTHER_TOOLS = {"--no-deps", "--force-reinstall", "--ptx", "--local-dir"}
+# Flags of other programs that messages quote whole commands of (pip, nvcc, huggingface-cli, tensorboard).
+OTHER_TOOLS = {"--no-deps", "--force-reinstall", "--ptx", "--local-dir", "--logdir"}
 FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
 CONFIG_KEY = re.compile(r"config key '([a-z_]+)'|\b([a-z_]+) in a discover config")
 

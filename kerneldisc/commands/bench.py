@@ -14,6 +14,7 @@ examples:
   kerneldisc bench benchmarks/ttt_vs_bestofn.yml --out bench_runs/ablation --resume
   kerneldisc bench benchmarks/kernelbench.yml --set kernelbench_root=~/KernelBench
   kerneldisc report bench_runs/ablation                      # tables and plots of the results
+  kerneldisc bench benchmarks/reference.yml --ray auto       # evaluations across a Ray cluster
 
 Each entry writes <out>/entries/<name>/outcome.json (done or failed, with the error); a failed
 entry never stops the suite. With several GPUs visible, entries run in parallel, one per GPU.
@@ -37,6 +38,9 @@ def register(sub) -> None:
         help="value of a suite variable, e.g. kernelbench_root=/data/KernelBench (repeatable)",
     )  # fmt: skip
     p.add_argument("--device", help="auto | cpu | cuda: overrides the suite's device")
+    p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                   help="run the entries' evaluations on a Ray cluster (auto, ray://host:10001, host:port; "
+                        "without one, a Ray started here); entries run side by side (docs/cluster.md)")  # fmt: skip
     p.set_defaults(func=run)
 
 
@@ -55,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     if args.device:
         suite.device = args.device
     out = Path(args.out) if args.out else default_out_dir(suite)
-    result = run_suite(suite, out, resume=args.resume)
+    result = run_suite(suite, out, resume=args.resume, ray=args.ray)
     print(
         f"results: {result.out_dir} ({len(result.outcomes) - len(result.failed)} done, {len(result.failed)} failed)"
     )

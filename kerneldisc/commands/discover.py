@@ -18,6 +18,8 @@ examples:
       --groups 8 --group-size 64 --gpus "sample=0;train=0;eval=1,2,3"
   kerneldisc discover softmax --policy openai --no-train --config my.yml
   kerneldisc discover --resume results/vectoradd/20261125-120000
+  kerneldisc discover trimul --ray auto --steps 50          # evaluations across a Ray cluster
+  kerneldisc discover vectoradd --steps 20 --log tensorboard --log wandb   # then: tensorboard --logdir results/
 
 Flags override the YAML file given with --config; the effective settings are written to the
 run folder's config.yml. Every step is checkpointed: after a crash, kill or Ctrl-C,
@@ -67,6 +69,20 @@ def register(sub) -> None:
                         "26000 on a GPU, 512 on a CPU, 192 with the compact prompt); cut replies are counted")  # fmt: skip
     p.add_argument("--prompt", choices=("auto", "full", "compact"),
                    help="prompt style (default auto: compact for the embedded model, full otherwise)")  # fmt: skip
+    p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                   help="evaluate on a Ray cluster (pip install 'kerneldisc[ray]'): ADDRESS as ray.init takes it "
+                        "(auto, ray://host:10001, host:port); without one, a Ray started here. Sampling, "
+                        "training and the run folder stay on this machine (docs/cluster.md)")  # fmt: skip
+    p.add_argument("--eval-workers", type=int, dest="eval_workers",
+                   help="evaluations at once (default: one per evaluation GPU; on the CPU one, or one per "
+                        "node with --ray)")  # fmt: skip
+    p.add_argument(
+        "--log", action="append", metavar="TRACKER",
+        help="show the run's steps in an experiment tracker: tensorboard (events in <run>/tensorboard/) or wandb "
+             "(Weights & Biases; offline in <run>/wandb/ when there is no API key); repeat or comma-separate "
+             "for both; with --resume it may change ('none' stops tracking). Each needs its extra: "
+             "pip install 'kerneldisc[tensorboard]' or 'kerneldisc[wandb]' (docs/tracking.md)",
+    )  # fmt: skip
     p.add_argument("--config", help="YAML file of settings (any DiscoverConfig field)")
     p.add_argument("--json", action="store_true", help="print the final summary.json to stdout")
     p.set_defaults(func=run)
@@ -95,8 +111,12 @@ def run(args: argparse.Namespace) -> int:
             "temperature",
             "max_new_tokens",
             "prompt",
+            "ray",
+            "eval_workers",
         )  # fmt: skip
     }
+    # --log a --log b,c: one list, in order (config.parse_log checks the names)
+    overrides["log"] = [name for given in args.log for name in given.split(",")] if args.log else None
     echo = (lambda msg: print(msg, file=sys.stderr)) if args.json else print
     if args.resume:
         if args.config:

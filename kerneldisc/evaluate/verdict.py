@@ -156,6 +156,8 @@ class Verdict:
     # The speedup's 95 % interval [low, high] (speedup_interval); one that holds 1.0 means the
     # candidate and the reference cannot be told apart at this measurement's precision.
     speedup_ci: list[float] | None = None
+    # Where a Ray cluster judged it (node, host, device_name, group, attempts); empty when local.
+    judged_by: dict[str, Any] = field(default_factory=dict)
     stdout_tail: str = ""
     stderr_tail: str = ""
     elapsed_s: float = 0.0
