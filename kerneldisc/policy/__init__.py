@@ -3,9 +3,9 @@
     policy = make_policy("hf", model=None, device="cpu", seed=0, temperature=1.0, max_new_tokens=512)
     completions = policy.sample(prompts, k)   # per prompt, k Completion objects
 
-`hf` (transformers, CPU or GPU, trainable adapter), `vllm` (GPU engine with LoRA swapped in after each
-step; optional extra), `openai` (any OpenAI-compatible endpoint, frozen weights) and `scripted`
-(fixed replies from a file, in order: tests and replays).
+`hf` (transformers, CPU or GPU, trainable adapter), `vllm` (vLLM engine with LoRA swapped in after
+each step, on a GPU or with vLLM's CPU build; optional extra), `openai` (any OpenAI-compatible
+endpoint, frozen weights) and `scripted` (fixed replies from a file, in order: tests and replays).
 """
 
 from __future__ import annotations
@@ -22,7 +22,15 @@ KINDS = ("hf", "vllm", "openai", "scripted")  # the one list of policy names
 # Options each kind takes beyond (model, device, seed, temperature, max_new_tokens).
 _OPTIONS = {
     "hf": {"top_k", "top_p", "batch_size", "trainer", "cache_dir"},
-    "vllm": {"max_lora_rank", "gpu_memory_utilization", "max_model_len", "cache_dir", "trainer"},
+    "vllm": {
+        "max_lora_rank",
+        "gpu_memory_utilization",
+        "max_model_len",
+        "cpu_kv_cache_gib",
+        "log_stats",
+        "cache_dir",
+        "trainer",
+    },
     "openai": {"base_url", "api_key", "api_key_env", "timeout_s"},
     "scripted": {"script", "trainer"},
 }
