@@ -47,9 +47,10 @@ def local_batch(task, cfg, reference, codes: list[str], workers: int) -> float:
 
 
 def ray_batch(task, cfg, evaluators, codes: list[str]) -> float:
+    references = evaluators.references
     start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=evaluators.count) as pool:
-        judged = list(pool.map(lambda code: evaluators.judge(task, code, cfg), codes))
+        judged = list(pool.map(lambda code: evaluators.judge(task, code, cfg, references), codes))
     elapsed = time.perf_counter() - start
     assert all(j.verdict.status == "ok" for j in judged), [j.verdict.message for j in judged]
     return elapsed
@@ -79,7 +80,8 @@ def main() -> int:
     cluster.wait_for_nodes()
     try:
         evaluators = RayEvaluators(cluster.address, "cpu", args.workers, echo=lambda _: None)
-        evaluators.reference(task, cfg)
+        evaluators.references = {}
+        evaluators.reference(task, cfg, evaluators.references)
         ray_batch(task, cfg, evaluators, candidates(args.workers, -1))  # warm every evaluator's fork server
         local_batch(task, cfg, reference, candidates(args.workers, -2), args.workers)
         local, spread = [], []

@@ -328,7 +328,7 @@ def run_suite(
     if resume and not (out_dir / "suite.yml").is_file():
         raise ConfigError(f"--resume: {out_dir} holds no suite.yml (not a bench output folder)")
     device = resolve_device(suite.device)
-    cluster = None
+    cluster, kind = None, device
     if ray is not None:  # an unreachable cluster is an error before the output folder exists
         from kerneldisc.ray_cluster import init, shape
         from kerneldisc.ray_evaluators import connect
@@ -336,10 +336,10 @@ def run_suite(
         init(ray)
         kind = "cuda" if device != "cpu" or (suite.device == "auto" and shape().gpus >= 1) else "cpu"
         cluster = connect(ray, kind, 0, echo)
-        device = kind
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "suite.yml").write_text(yaml.safe_dump(suite.to_dict(), sort_keys=False))
-    _record_ceilings(out_dir, device)
+    if cluster is None or (kind == "cpu") == (device == "cpu"):  # this machine is like the evaluators'
+        _record_ceilings(out_dir, device)
     todo = []
     for entry in suite.entries:
         outcome = read_outcome(out_dir, entry.name)
@@ -350,7 +350,7 @@ def run_suite(
     if gpus is None:  # "cuda" spreads entries over every visible GPU; "cuda:N" pins them to one
         gpus = visible_gpus() if device == "cuda" and cluster is None else []
     if cluster is not None:
-        _run_on_ray(todo, out_dir, device, cluster, ray, echo)
+        _run_on_ray(todo, out_dir, device, kind, cluster, ray, echo)
     elif len(gpus) > 1:
         _run_parallel(todo, out_dir, device, gpus, echo)
     else:
@@ -537,37 +537,40 @@ class ModelNew(_reference.Model):
 
 
 def _judge_on_ray(task: Task, codes: list[str], cfg, cluster, entry_dir: Path) -> list:
-    """Every code judged on the cluster at once; reference.json is the first group's reference,
-    references.json every group's."""
-    import threading
-
-    references: dict[str, dict[str, Any]] = {}
-    lock = threading.Lock()
-
-    def keep(group: str, reference) -> None:
-        with lock:
-            references[group] = reference.to_dict()
-
-    for group, reference in cluster.known_references(task).items():
-        keep(group, reference)
-    group, first = cluster.reference(task, cfg, on_new=keep)
-    keep(group, first)
+    """Every code judged on the cluster at once, each against its device group's reference (one
+    timing per group and task, shared by the suite's entries); reference.json is the first
+    group's, references.json every group's."""
+    references: dict = {}
+    _, first = cluster.reference(task, cfg, references)
     write_json(entry_dir / "reference.json", first.to_dict())
     with ThreadPoolExecutor(max_workers=max(1, min(len(codes), cluster.count))) as pool:
-        verdicts = list(pool.map(lambda code: cluster.judge(task, code, cfg, keep).verdict, codes))
-    write_json(entry_dir / "references.json", references)
+        verdicts = list(pool.map(lambda code: cluster.judge(task, code, cfg, references).verdict, codes))
+    write_json(entry_dir / "references.json", {g: r.to_dict() for g, r in references.items()})
     return verdicts
 
 
-def _run_on_ray(entries: list[Entry], out_dir: Path, device: str, cluster, address: str, echo) -> None:
-    """Entries side by side, each in a thread of this process: their evaluations queue for the
-    cluster's evaluators, so as many entries as evaluators keep them all busy."""
+def _run_on_ray(entries: list[Entry], out_dir: Path, device: str, kind: str, cluster, address: str,
+                echo) -> None:  # fmt: skip
+    """`eval` entries side by side, each in a thread of this process (their evaluations queue for
+    the cluster's evaluators, so as many entries as evaluators keep them all busy); `discover`
+    entries one after another on this thread meanwhile: each holds a sampler and a trainer on
+    this machine and draws from process-wide generators, and a Ctrl-C reaches it as it would
+    without Ray. `device` is this machine's (discoveries sample and train on it), `kind` where the
+    cluster evaluates."""
+    pool = ThreadPoolExecutor(max_workers=max(1, cluster.count), thread_name_prefix="kerneldisc-bench")
 
     def one(entry: Entry) -> None:
-        echo(_outcome_line(run_entry(entry, out_dir, device, echo, cluster=cluster, ray=address)))
+        echo(_outcome_line(run_entry(entry, out_dir, kind, echo, cluster=cluster, ray=address)))
 
-    with ThreadPoolExecutor(max_workers=max(1, cluster.count), thread_name_prefix="kerneldisc-bench") as pool:
-        list(pool.map(one, entries))
+    try:
+        futures = [pool.submit(one, e) for e in entries if e.action == "eval"]
+        for entry in entries:
+            if entry.action != "eval":
+                echo(_outcome_line(run_entry(entry, out_dir, device, echo, cluster=cluster, ray=address)))
+        for future in futures:
+            future.result()
+    finally:  # after a Ctrl-C, entries not begun are dropped (--resume runs them)
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _run_discover(entry: Entry, task: Task, entry_dir: Path, device: str, outcome: dict, echo,

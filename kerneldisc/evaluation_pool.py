@@ -87,14 +87,16 @@ class EvaluationPool:
 class RayEvaluationPool(EvaluationPool):
     """A step's evaluations on a Ray cluster's evaluators (`RayEvaluators`): as many in flight as
     there are evaluators, each candidate's speedup against the reference of the device group
-    that judged it. `on_new_reference(group, reference)` keeps a newly timed group's reference
-    (the run folder's references.json), so a resumed run keeps every yardstick."""
+    that judged it. `references` is the run's own map of those (references.json), and
+    `on_new_reference(group, reference)` keeps a group met for the first time, so a resumed run
+    keeps every yardstick."""
 
     def __init__(self, task: Task, eval_cfg: EvalConfig, evaluators, reward_kind: str,
+                 references: dict[str, ReferenceTiming],
                  on_new_reference: Callable[[str, ReferenceTiming], None] | None = None) -> None:  # fmt: skip
         self.task, self.base_cfg, self.reward_kind = task, eval_cfg, reward_kind
-        self.evaluators, self.on_new_reference = evaluators, on_new_reference
-        self.reference = None  # per group, held by the evaluators
+        self.evaluators, self.references, self.on_new_reference = evaluators, references, on_new_reference
+        self.reference = None  # one per group, in self.references
         self.pool = ThreadPoolExecutor(max_workers=evaluators.count, thread_name_prefix="kerneldisc-ray")
         self.stats = {}
 
@@ -102,7 +104,7 @@ class RayEvaluationPool(EvaluationPool):
         return self.evaluators.alive()
 
     def judge(self, code: str) -> Verdict:
-        judged = self.evaluators.judge(self.task, code, self.base_cfg, self.on_new_reference)
+        judged = self.evaluators.judge(self.task, code, self.base_cfg, self.references, self.on_new_reference)
         self._count(judged.queue_wait_s, judged.evaluating_s)
         return judged.verdict
 

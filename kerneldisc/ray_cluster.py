@@ -44,8 +44,10 @@ def init(address: str) -> None:
     ray = require_ray()
     if ray.is_initialized():
         return
-    target = None if address in ("", LOCAL) else address
-    if target is not None and target != "auto":
+    # "local" makes ray.init start a Ray of its own, even where RAY_ADDRESS or a Ray started
+    # earlier on this machine would otherwise be joined.
+    target = "local" if address in ("", LOCAL) else address
+    if target not in ("local", "auto"):
         _probe(target)
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     try:
@@ -173,17 +175,14 @@ class TaskBundle:
 
 def bundle_task(task: Task) -> TaskBundle:
     paths = _shipped_files(task)
-    root = Path(os.path.commonpath([str(p.parent) for p in paths] + [str(_anchor(task))]))
-    files, size = [], 0
-    for path in paths:
-        data = path.read_bytes()
-        size += len(data)
-        files.append((str(path.relative_to(root)), data))
+    size = sum(p.stat().st_size for p in paths)  # before reading: a stray data file is refused cheaply
     if size > MAX_TASK_BYTES:
         raise TaskError(
             f"{task.path}: {size / 2**20:.0f} MiB of task files is too much to send to Ray nodes "
             f"(at most {MAX_TASK_BYTES // 2**20} MiB); keep data out of the task folder"
         )
+    root = Path(os.path.commonpath([str(p.parent) for p in paths] + [str(_anchor(task))]))
+    files = [(str(p.relative_to(root)), p.read_bytes()) for p in paths]
     digest = hashlib.sha256(str(task.path.relative_to(root)).encode())
     for name, data in files:
         digest.update(name.encode() + b"\0" + data + b"\0")
@@ -200,21 +199,26 @@ def bundle_task(task: Task) -> TaskBundle:
 
 
 def unpack_task(bundle: TaskBundle, cache_dir: str | Path | None = None) -> Task:
-    """The task on this node: its files written once under the cache, its paths pointing there."""
+    """The task on this node, its paths pointing at its files in this node's cache. Files already
+    there are compared with the bundle's and written again where they differ: a candidate judged
+    here earlier may have rewritten one (the evaluator catches that for the evaluation it was in;
+    this keeps it from becoming every later evaluation's reference)."""
     from dataclasses import replace
 
     from kerneldisc.task_model import task_files_digest
 
     root = cache_root(cache_dir) / "ray-tasks" / bundle.digest
-    done = root / ".complete"
-    if not done.is_file():
-        for name, data in bundle.files:
-            target = root / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-            tmp.write_bytes(data)
-            os.replace(tmp, target)
-        done.write_text(bundle.digest)
+    for name, data in bundle.files:
+        target = root / name
+        try:
+            if target.read_bytes() == data:
+                continue
+        except OSError:
+            pass
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, target)
     task = replace(
         bundle.task,
         path=root / bundle.path,
@@ -230,17 +234,20 @@ def _anchor(task: Task) -> Path:
 
 
 def _shipped_files(task: Task) -> list[Path]:
-    """The task's own files (a folder's whole tree but caches and hidden files, so a reference
-    that reads a data file beside it still finds it) plus modules task.yml maps in."""
+    """The task's own files (a folder's whole tree, through links to other folders too, but
+    caches and hidden files, so a reference that reads a file beside it still finds it) plus
+    modules task.yml maps in."""
     if task.kind != "folder":
         return task_files(task)
-    own = [
-        p
-        for p in task.path.rglob("*")
-        if p.is_file()
-        and "__pycache__" not in p.parts
-        and not any(part.startswith(".") for part in p.relative_to(task.path).parts)
-    ]
+    own, seen = [], set()
+    for folder, dirs, names in os.walk(task.path, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:  # a link back up the tree
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs[:] = [d for d in dirs if d != "__pycache__" and not d.startswith(".")]
+        own += [Path(folder) / n for n in names if not n.startswith(".") and (Path(folder) / n).is_file()]
     return sorted({*own, *task_files(task)})
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from kerneldisc import __version__
-from kerneldisc.errors import KerneldiscError
+from kerneldisc.errors import KerneldiscError, TaskError
 from kerneldisc.evaluate import EvalConfig, ReferenceTiming, Verdict
 from kerneldisc.ray_cluster import (
     TaskBundle,
@@ -43,7 +43,10 @@ from kerneldisc.task import Task
 log = logging.getLogger(__name__)
 
 WORKER_DEATHS_TO_CRASH = 2  # a candidate whose evaluation killed its worker this often: `crash`
+REFERENCE_LOSSES = 3  # a task whose reference timing killed this many evaluators: the task's error
 START_TIMEOUT_S = 180.0  # an evaluator not placed and ready by then is given up
+REFILL_S = 30.0  # how often evaluators missing from the pool are started again
+PING_TIMEOUT_S = 30.0
 
 
 class EvaluatorActor:
@@ -94,16 +97,27 @@ class EvaluatorActor:
 
 def _gpu_name() -> str:
     """The model of the GPU Ray gave this actor, without CUDA (the evaluator's caller side never
-    imports torch)."""
+    imports torch): by NVML index when Ray names it by number (the actor runs with
+    CUDA_DEVICE_ORDER=PCI_BUS_ID, NVML's order), by UUID when by GPU or MIG UUID."""
     import pynvml
     import ray
 
-    ids = ray.get_gpu_ids()
-    pynvml.nvmlInit()
+    ids = [str(i) for i in ray.get_gpu_ids()] or ["0"]
     try:
-        handle = pynvml.nvmlDeviceGetHandleByIndex(int(ids[0]) if ids else 0)
+        pynvml.nvmlInit()
+    except Exception:
+        return "GPU (model unknown: NVML unavailable)"
+    try:
+        first = ids[0]
+        handle = (
+            pynvml.nvmlDeviceGetHandleByIndex(int(first))
+            if first.isdigit()
+            else pynvml.nvmlDeviceGetHandleByUUID(first)
+        )
         name = pynvml.nvmlDeviceGetName(handle)
         return name.decode() if isinstance(name, bytes) else str(name)
+    except Exception as exc:
+        return f"GPU {ids[0]} (model unknown: {type(exc).__name__})"
     finally:
         pynvml.nvmlShutdown()
 
@@ -142,6 +156,10 @@ class RayEvaluators:
         self._references: dict[tuple[str, str], ReferenceTiming] = {}
         self._reference_locks: dict[tuple[str, str], threading.Lock] = {}
         self._errors: list[str] = []
+        self._failed_starts = 0
+        self._closed = False
+        self._refilled = time.monotonic()
+        self._reference_losses: dict[tuple[str, str], int] = {}
         starts = [self._start_one() for _ in range(self.count)]
         for thread in starts:
             thread.join()
@@ -168,9 +186,10 @@ class RayEvaluators:
         with self._lock:
             return len({s.info["node"] for s in self._alive.values()})
 
-    def _start_one(self) -> threading.Thread:
-        with self._lock:
-            self._starting += 1
+    def _start_one(self, reserved: bool = False) -> threading.Thread:
+        if not reserved:
+            with self._lock:
+                self._starting += 1
         thread = threading.Thread(target=self._spawn, name="kerneldisc-ray-start", daemon=True)
         thread.start()
         return thread
@@ -185,6 +204,8 @@ class RayEvaluators:
                 "max_restarts": 0,  # a dead evaluator is replaced by this class, which knows why
                 "max_concurrency": 1,
             }
+            if self.kind == "cuda":  # CUDA numbers GPUs as NVML does, so _gpu_name reads the right one
+                options["runtime_env"] = {"env_vars": {"CUDA_DEVICE_ORDER": "PCI_BUS_ID"}}
             handle = self._actor_class.options(**options).remote(self.digest, self.kind)
             info = ray.get(handle.identity.remote(), timeout=START_TIMEOUT_S)
         except BaseException as exc:  # incl. the SystemExit Ray raises here when it shuts down meanwhile
@@ -192,11 +213,18 @@ class RayEvaluators:
             log.warning("a Ray evaluator could not start: %s", exc)
             with self._lock:
                 self._starting -= 1
+                self._failed_starts += 1
             return
         slot = Slot(handle, info)
         with self._lock:
             self._starting -= 1
-            self._alive[id(slot)] = slot
+            self._failed_starts = 0
+            closed = self._closed
+            if not closed:
+                self._alive[id(slot)] = slot
+        if closed:  # a replacement that arrived after close(): it must not hold a node's CPU or GPU
+            self.ray.kill(handle)
+            return
         self._idle.put(slot)
 
     def _take(self) -> Slot:
@@ -204,51 +232,69 @@ class RayEvaluators:
             try:
                 return self._idle.get(timeout=1.0)
             except queue.Empty:
+                self._refill()
                 with self._lock:
-                    if not self._alive and not self._starting:
+                    if not self._alive and not self._starting and self._failed_starts:
                         raise _ClusterError(
                             f"no evaluator is left in the Ray cluster at {self.address} "
                             f"(last error: {self._errors[-1] if self._errors else 'none'})"
                         ) from None
 
-    def _lost(self, slot: Slot, exc: BaseException) -> None:
-        """An evaluator died (its worker or its node): forget it, start a replacement."""
+    def _refill(self) -> None:
+        """Evaluators whose replacement could not be placed (a node preempted, rebooting) are
+        tried again now and then, so a long run's pool grows back when nodes return."""
         with self._lock:
+            missing = self.count - len(self._alive) - self._starting
+            # With none left, the replacement _lost started has failed: the cluster is gone.
+            if not self._alive or missing <= 0 or time.monotonic() - self._refilled < REFILL_S:
+                return
+            self._refilled = time.monotonic()
+            self._starting += missing
+        for _ in range(missing):
+            self._start_one(reserved=True)
+
+    def _lost(self, slot: Slot, why: BaseException | str) -> None:
+        """An evaluator died or failed (its worker, its node): forget it, start a replacement."""
+        with self._lock:  # one step, so no caller sees neither it nor its replacement
             self._alive.pop(id(slot), None)
-        self.echo(f"ray: evaluator on {describe(slot.info)} lost ({type(exc).__name__}); starting another")
+            self._starting += 1
+        reason = why if isinstance(why, str) else type(why).__name__
+        self.echo(f"ray: evaluator on {describe(slot.info)} lost ({reason}); starting another")
         try:
             self.ray.kill(slot.handle)
         except Exception:
             pass
-        self._start_one()
+        self._start_one(reserved=True)
+
+    def _answers(self, slot: Slot) -> bool:
+        """Whether an idle evaluator is still there: one that died while idle (its node lost
+        between steps) must not count against the next candidate it would have judged."""
+        try:
+            self.ray.get(slot.handle.identity.remote(), timeout=PING_TIMEOUT_S)
+            return True
+        except Exception:
+            return False
 
     # --- references ---------------------------------------------------------------------------
     def bundle(self, task: Task) -> tuple[TaskBundle, Any]:
-        key = task.files_digest or task.name
+        # Two KernelBench tasks from one file differ only in their options (task.extra).
+        key = f"{task.files_digest or task.name}:{sorted(task.extra.items(), key=str)!r}"
         with self._lock:
-            if key not in self._bundles:
-                bundle = bundle_task(task)
-                self._bundles[key] = (bundle, self.ray.put(bundle))
-            return self._bundles[key]
+            found = self._bundles.get(key)
+        if found is None:
+            bundle = bundle_task(task)  # reads the files: outside the lock
+            with self._lock:
+                found = self._bundles.setdefault(key, (bundle, self.ray.put(bundle)))
+        return found
 
-    def known_references(self, task: Task) -> dict[str, ReferenceTiming]:
-        bundle, _ = self.bundle(task)
-        with self._lock:
-            return {
-                group: ref for (digest, group), ref in self._references.items() if digest == bundle.digest
-            }
-
-    def add_references(self, task: Task, references: dict[str, ReferenceTiming]) -> None:
-        """References timed earlier (a resumed run's): every reward keeps its yardstick."""
-        bundle, _ = self.bundle(task)
-        with self._lock:
-            for group, ref in references.items():
-                self._references.setdefault((bundle.digest, group), ref)
-
-    def reference(self, task: Task, cfg: EvalConfig, slot: Slot | None = None,
+    def reference(self, task: Task, cfg: EvalConfig, references: dict[str, ReferenceTiming],
+                  slot: Slot | None = None,
                   on_new: Callable[[str, ReferenceTiming], None] | None = None) -> tuple[str, ReferenceTiming]:  # fmt: skip
-        """The reference of the group `slot` belongs to (any free evaluator's when None), timed
-        there the first time it is asked for; `on_new(group, reference)` hears of it every time."""
+        """The reference of the device group `slot` belongs to (any free evaluator's when None).
+        `references` is the caller's own (a run's references.json): what it holds is used as it
+        is, so a resumed run keeps its yardsticks; a group it lacks is taken from this process's
+        earlier timings of the same task (bench entries share them) or timed now on `slot`, then
+        added to it, and `on_new(group, reference)` hears of it."""
         bundle, ref_obj = self.bundle(task)
         own = slot is None
         while True:
@@ -256,39 +302,63 @@ class RayEvaluators:
                 slot = self._take()
             group = slot.info["group"]
             key = (bundle.digest, group)
-            with self._lock:
-                lock = self._reference_locks.setdefault(key, threading.Lock())
             try:
-                with lock:
-                    known = self._references.get(key)
-                    if known is None:
-                        self.echo(f"timing the reference of {task.name} on {describe(slot.info)} ...")
-                        try:
-                            known = self.ray.get(slot.handle.reference.remote(ref_obj, cfg))
-                        except KerneldiscError as exc:  # the task's own error, said as it would be locally
-                            raise _unwrapped(exc) from None
-                        with self._lock:
-                            self._references[key] = known
-                        self.echo(f"reference on {slot.info['device_name']}: {known.runtime_us:.1f} µs")
-                    if on_new is not None:  # the caller keeps each group it meets (once, its affair)
+                known = references.get(group)
+                if known is None:
+                    known = self._timed(task, cfg, slot, key, ref_obj)
+                    if references.setdefault(group, known) is known and on_new is not None:
                         on_new(group, known)
-                    return group, known
+                return group, references[group]
             except _LOST_ERRORS as exc:
                 self._lost(slot, exc)
+                with self._lock:
+                    self._reference_losses[key] = losses = self._reference_losses.get(key, 0) + 1
+                if losses >= REFERENCE_LOSSES:
+                    raise TaskError(
+                        f"timing the reference of {task.name} killed {losses} evaluators "
+                        f"(the last on {describe(slot.info)}); the task's reference cannot run there"
+                    ) from None
                 if not own:
                     raise _EvaluatorLost from exc
-                own = True
             finally:
                 if own and id(slot) in self._alive:
                     self._idle.put(slot)
 
+    def _timed(
+        self, task: Task, cfg: EvalConfig, slot: Slot, key: tuple[str, str], ref_obj
+    ) -> ReferenceTiming:
+        with self._lock:
+            lock = self._reference_locks.setdefault(key, threading.Lock())
+        with lock:  # one timing per group and task; the group's other evaluators wait for it
+            known = self._references.get(key)
+            if known is not None:
+                return known
+            self.echo(f"timing the reference of {task.name} on {describe(slot.info)} ...")
+            try:
+                known = self.ray.get(slot.handle.reference.remote(ref_obj, cfg))
+            except _LOST_ERRORS:
+                raise
+            except KerneldiscError as exc:  # the task's own error, said as it would be locally
+                raise _unwrapped(exc) from None
+            except Exception as exc:  # the node could not run it at all (its disk, its Python)
+                raise _ClusterError(
+                    f"timing the reference of {task.name} on {describe(slot.info)} failed: {_first_line(exc)}"
+                ) from None
+            with self._lock:
+                self._references[key] = known
+            self.echo(f"reference on {slot.info['device_name']}: {known.runtime_us:.1f} µs")
+            return known
+
     # --- evaluations ---------------------------------------------------------------------------
-    def judge(self, task: Task, code: str, cfg: EvalConfig,
+    def judge(self, task: Task, code: str, cfg: EvalConfig, references: dict[str, ReferenceTiming],
               on_new_reference: Callable[[str, ReferenceTiming], None] | None = None) -> Judged:  # fmt: skip
-        """One candidate, on whichever evaluator is free first; every outcome is a verdict,
-        except the run's own errors (KerneldiscError), which stop the run as they would locally."""
+        """One candidate, on whichever evaluator is free first, against the reference of that
+        evaluator's group. Every outcome is a verdict except the run's own errors, which stop the
+        run as they would locally. An evaluator that dies or fails while judging it is replaced
+        and the candidate judged again elsewhere; after WORKER_DEATHS_TO_CRASH such failures the
+        candidate is judged `crash` (unless every failure said the same error of the run's)."""
         _, ref_obj = self.bundle(task)
-        deaths: list[str] = []
+        failures: list[tuple[Slot, str, KerneldiscError | None]] = []
         waited = busy = 0.0
         while True:
             asked = time.monotonic()
@@ -296,40 +366,56 @@ class RayEvaluators:
             started = time.monotonic()
             waited += started - asked
             try:
-                try:
-                    group, reference = self.reference(task, cfg, slot, on_new_reference)
-                except _EvaluatorLost:
-                    continue  # nothing of the candidate's ran: not its fault
+                group, reference = self.reference(task, cfg, references, slot, on_new_reference)
+            except _EvaluatorLost:
+                busy += time.monotonic() - started
+                continue  # nothing of the candidate's ran: not its failure
+            except BaseException:
+                if id(slot) in self._alive:
+                    self._idle.put(slot)
+                raise
+            if not self._answers(slot):
+                self._lost(slot, "found dead while idle")
+                busy += time.monotonic() - started
+                continue
+            refusal = None
+            try:
                 verdict = self.ray.get(slot.handle.evaluate.remote(ref_obj, code, cfg, reference))
             except _LOST_ERRORS as exc:
-                busy += time.monotonic() - started
-                deaths.append(describe(slot.info))
+                why = f"{describe(slot.info)}: its worker died ({type(exc).__name__})"
                 self._lost(slot, exc)
-                if len(deaths) >= WORKER_DEATHS_TO_CRASH:
-                    verdict = Verdict(
-                        task=task.name, candidate="<code>", device=cfg.device, status="crash",
-                        message=f"its evaluation killed the evaluator's worker {len(deaths)} times "
-                                f"({'; '.join(deaths)})",
-                    )  # fmt: skip
-                    return Judged(verdict, waited, busy)
-                continue
-            except KerneldiscError as exc:
+            except KerneldiscError as exc:  # that node refused (no GPU there, its task files altered)
+                refusal = _unwrapped(exc)
+                why = f"{describe(slot.info)}: {_first_line(refusal)}"
+                self._lost(slot, refusal)
+            except Exception as exc:  # the evaluator's machinery failed on that node
+                log.warning("evaluator failed on %s", describe(slot.info), exc_info=True)
+                why = f"{describe(slot.info)}: evaluator failed ({_first_line(exc)})"
+                self._lost(slot, exc)
+            else:
+                busy += time.monotonic() - started
                 self._idle.put(slot)
-                raise _unwrapped(exc) from None
-            except Exception as exc:  # the evaluator's machinery failed once: a recorded failure
-                self._idle.put(slot)
-                log.exception("evaluator failed on %s", describe(slot.info))
-                verdict = Verdict(task=task.name, candidate="<code>", device=cfg.device, status="crash",
-                                  message=f"evaluator failed: {exc!r}")  # fmt: skip
-                return Judged(verdict, waited, busy + time.monotonic() - started)
+                verdict.judged_by = {**_where(slot), "attempts": len(failures) + 1}
+                return Judged(verdict, waited, busy)
             busy += time.monotonic() - started
-            self._idle.put(slot)
-            verdict.judged_by = {**{k: slot.info[k] for k in ("node", "host", "device_name", "group")},
-                                 "attempts": len(deaths) + 1}  # fmt: skip
+            failures.append((slot, why, refusal))
+            if len(failures) < WORKER_DEATHS_TO_CRASH:
+                continue
+            said = {str(r) for _, _, r in failures}
+            if all(r is not None for _, _, r in failures) and len(said) == 1:
+                raise failures[-1][2]  # the same refusal everywhere: the run's error, not a node's
+            verdict = Verdict(
+                task=task.name, candidate="<code>", device=cfg.device, status="crash",
+                message=f"its evaluation failed on {len(failures)} evaluators, each replaced: "
+                        + "; ".join(w for _, w, _ in failures),
+            )  # fmt: skip
+            verdict.judged_by = {**_where(slot), "attempts": len(failures),
+                                 "nodes_tried": [s.info["node"] for s, _, _ in failures]}  # fmt: skip
             return Judged(verdict, waited, busy)
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             slots = list(self._alive.values())
             self._alive.clear()
         for slot in slots:
@@ -345,6 +431,15 @@ class _ClusterError(KerneldiscError):
 
 class _EvaluatorLost(Exception):
     pass
+
+
+def _where(slot: Slot) -> dict[str, Any]:
+    return {k: slot.info[k] for k in ("node", "host", "device_name", "group")}
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0][:300] if lines else type(exc).__name__
 
 
 def _unwrapped(exc: KerneldiscError) -> KerneldiscError:

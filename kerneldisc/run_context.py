@@ -83,7 +83,7 @@ def open_run(
     roles = gpu_roles(cfg, device)
     model_dir = _model_dir(cfg)
     cfg = cfg.concrete(model_dir, device)  # what config.yml records, so a resume samples alike
-    cluster = _cluster(cfg, device, echo)  # an address nobody answers at fails here, before any write
+    cluster = _cluster(cfg, device, task, echo)  # an address nobody answers at fails here, before any write
     run = RunFolder.open(resume) if resume is not None else None
     policy, trainer = _learner(cfg, run.latest() if run is not None else None, roles, model_dir)
     if run is not None:
@@ -159,9 +159,10 @@ def _reference(run: RunFolder, task: Task, eval_cfg: EvalConfig, echo) -> Refere
     return reference
 
 
-def _cluster(cfg: DiscoverConfig, device: str, echo):
+def _cluster(cfg: DiscoverConfig, device: str, task: Task, echo):
     """The Ray cluster's evaluators (`--ray`), or None. GPU evaluations when this machine runs on
-    a GPU, or when it is left to choose (`auto`) and the cluster has GPUs; CPU ones otherwise."""
+    a GPU, or when it is left to choose (`auto`) and the cluster has GPUs; CPU ones otherwise.
+    The task is packed for the nodes here too, so a task too big to send fails before any write."""
     if cfg.ray is None:
         return None
     from kerneldisc.ray_cluster import init, shape
@@ -170,43 +171,61 @@ def _cluster(cfg: DiscoverConfig, device: str, echo):
     init(cfg.ray)
     kind = "cuda" if device != "cpu" or (cfg.device == "auto" and shape().gpus >= 1) else "cpu"
     cluster = connect(cfg.ray, kind, cfg.eval_workers, echo)
-    groups = cluster.groups()
-    if cfg.reward != "speedup" and len(groups) > 1:
-        # A speedup is against the reference of its own GPU model; a runtime is not comparable.
-        raise ConfigError(
-            f"reward {cfg.reward} compares runtimes, which differ between the cluster's devices "
-            f"({', '.join(sorted(groups))}); use reward speedup on a mixed cluster"
-        )
+    _comparable(cfg, cluster.groups())
+    cluster.bundle(task)
     return cluster
+
+
+def _comparable(cfg: DiscoverConfig, groups) -> None:
+    """A speedup is against the reference of its own device group; a runtime reward is not
+    comparable across GPU models, so it runs on one group only."""
+    if cfg.reward != "speedup" and len(set(groups)) > 1:
+        raise ConfigError(
+            f"reward {cfg.reward} compares runtimes, which differ between devices "
+            f"({', '.join(sorted(set(groups)))}); use reward speedup on a mixed cluster"
+        )
 
 
 def _ray_pool(cfg, run: RunFolder, task: Task, eval_cfg: EvalConfig, cluster, echo):
     """The reference of each device group that judges (kept in references.json as it is timed,
     so a resumed run rewards against the same yardsticks) and the pool over the cluster.
-    reference.json holds the first group's, which prompts and summaries quote."""
+    reference.json holds the first group's, which prompts and summaries quote; it is never
+    timed again (a run begun without Ray keeps it as the yardstick of the group it was timed on)."""
     import threading
 
     from kerneldisc.evaluation_pool import RayEvaluationPool
 
-    stored = {group: ReferenceTiming.from_dict(d) for group, d in run.load_references().items()}
-    cluster.add_references(task, stored)
+    references = {group: ReferenceTiming.from_dict(d) for group, d in run.load_references().items()}
+    first = run.load_reference()
+    if first is not None and not references:  # begun without --ray: its reference's own group
+        reference = ReferenceTiming.from_dict(first)
+        references[_group_of(reference)] = reference
+        run.save_references({g: r.to_dict() for g, r in references.items()})
+    _comparable(cfg, [*references, *cluster.groups()])
     lock = threading.Lock()
-    kept = {group: ref.to_dict() for group, ref in stored.items()}
 
     def keep(group: str, reference: ReferenceTiming) -> None:
         with lock:
-            if kept.get(group) != reference.to_dict():
-                kept[group] = reference.to_dict()
-                run.save_references(dict(kept))
+            _comparable(cfg, [*references, group])
+            run.save_references({g: r.to_dict() for g, r in references.items()})
 
-    first = run.load_reference()
-    if first is not None and stored:
+    if first is not None:
         reference = ReferenceTiming.from_dict(first)
     else:
-        _, reference = cluster.reference(task, eval_cfg, on_new=keep)
+        _, reference = cluster.reference(task, eval_cfg, references, on_new=keep)
         run.save_reference(reference.to_dict())
     echo(f"reference: {reference.runtime_us:.1f} µs")
-    return reference, RayEvaluationPool(task, eval_cfg, cluster, cfg.reward, keep)
+    return reference, RayEvaluationPool(task, eval_cfg, cluster, cfg.reward, references, keep)
+
+
+def _group_of(reference: ReferenceTiming) -> str:
+    """The device group a reference timed without Ray belongs to, named as an evaluator names
+    its own (ray_evaluators.EvaluatorActor.identity): this machine's CPU, or the GPU's model."""
+    import socket
+
+    if reference.device == "cpu":
+        return f"cpu@{socket.gethostname()}"
+    return str(reference.device_facts.get("name") or reference.device)
 
 
 def _archive(ctx: RunContext) -> tuple[Archive, int]:

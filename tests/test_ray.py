@@ -204,40 +204,133 @@ def test_a_bench_suite_runs_its_entries_across_nodes(cluster, tmp_path, monkeypa
 
 
 class _DiesOnCue(EvaluatorActor):
-    """An evaluator whose process dies while judging code that holds DIE: the worker crash a
-    hostile candidate would cause if it could reach its evaluator."""
+    """An evaluator whose process dies while judging code that holds DIE (the worker crash a
+    hostile candidate would cause if it could reach its evaluator), or while timing the reference
+    of a task whose files say REFERENCE_DIES."""
 
     def evaluate(self, bundle, code, cfg, reference):
         if "DIE" in code:
             os._exit(1)
         return super().evaluate(bundle, code, cfg, reference)
 
+    def reference(self, bundle, cfg):
+        if any(b"REFERENCE_DIES" in data for _, data in bundle.files):
+            os._exit(1)
+        return super().reference(bundle, cfg)
 
-def test_an_evaluation_that_kills_its_worker_twice_is_a_crash(cluster, tmp_path):
+
+@pytest.fixture
+def dying(cluster):
     from ray import cloudpickle
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    from kerneldisc.evaluate import EvalConfig
-    from kerneldisc.task import load_task
-
     disconnect()  # the shared evaluators hold both nodes' CPUs; these two take their place
     said: list[str] = []
     evaluators = RayEvaluators(cluster.address, "cpu", 2, said.append, actor=_DiesOnCue)
-    try:
-        task, cfg = load_task("vectoradd"), EvalConfig(device="cpu", timeout_s=90)
-        judged = evaluators.judge(task, TORCH_ADD + "# DIE\n", cfg)
-        assert (
-            judged.verdict.status == "crash"
-            and "killed the evaluator's worker 2 times" in judged.verdict.message
-        )
-        assert sum("lost" in line for line in said) == 2
-        deadline = time.monotonic() + 120  # replacements are placed as nodes free up
-        while evaluators.alive() < 2 and time.monotonic() < deadline:
-            time.sleep(0.5)
-        after = evaluators.judge(task, TORCH_ADD, cfg)
-        assert after.verdict.status == "ok" and after.verdict.judged_by["attempts"] == 1
-    finally:
-        evaluators.close()
+    yield evaluators, said
+    evaluators.close()
+
+
+def _wait_for(evaluators, count: int) -> None:
+    deadline = time.monotonic() + 120  # replacements are placed as the nodes' CPUs free up
+    while evaluators.alive() < count and time.monotonic() < deadline:
+        time.sleep(0.5)
+
+
+def test_an_evaluation_that_kills_its_worker_twice_is_a_crash(dying):
+    from kerneldisc.evaluate import EvalConfig
+    from kerneldisc.task import load_task
+
+    evaluators, said = dying
+    task, cfg, references = load_task("vectoradd"), EvalConfig(device="cpu", timeout_s=90), {}
+    judged = evaluators.judge(task, TORCH_ADD + "# DIE\n", cfg, references)
+    assert (
+        judged.verdict.status == "crash" and "failed on 2 evaluators, each replaced" in judged.verdict.message
+    )
+    assert judged.verdict.judged_by["attempts"] == 2 and len(judged.verdict.judged_by["nodes_tried"]) == 2
+    assert sum("lost" in line for line in said) == 2
+    _wait_for(evaluators, 2)
+    after = evaluators.judge(task, TORCH_ADD, cfg, references)
+    assert after.verdict.status == "ok" and after.verdict.judged_by["attempts"] == 1
+
+
+def test_evaluators_that_died_while_idle_are_not_the_next_candidates_fault(dying):
+    from kerneldisc.evaluate import EvalConfig
+    from kerneldisc.task import load_task
+
+    evaluators, said = dying
+    task, cfg, references = load_task("vectoradd"), EvalConfig(device="cpu", timeout_s=90), {}
+    evaluators.reference(task, cfg, references)
+    for slot in list(evaluators._alive.values()):  # both nodes' evaluators die between two steps
+        ray.kill(slot.handle)
+    judged = evaluators.judge(task, TORCH_ADD, cfg, references)
+    assert judged.verdict.status == "ok", judged.verdict.message
+    assert judged.verdict.judged_by["attempts"] == 1
+    assert sum("found dead while idle" in line for line in said) == 2
+
+
+def test_a_reference_that_kills_its_workers_is_the_tasks_error(dying, tmp_path):
+    import shutil
+
+    from kerneldisc.errors import TaskError
+    from kerneldisc.evaluate import EvalConfig
+    from kerneldisc.task import load_task
+
+    evaluators, _ = dying
+    folder = tmp_path / "vectoradd"
+    shutil.copytree(REPO / "reference_kernels" / "vectoradd", folder)
+    (folder / "reference.py").write_text((folder / "reference.py").read_text() + "\n# REFERENCE_DIES\n")
+    with pytest.raises(TaskError, match="killed 3 evaluators"):
+        evaluators.judge(load_task(folder), TORCH_ADD, EvalConfig(device="cpu", timeout_s=90), {})
+
+
+def test_kernelbench_options_are_separate_tasks_on_the_nodes(cluster):
+    from kerneldisc.task import load_task
+
+    evaluators = connect(cluster.address, "cpu")
+    path = REPO / "tests" / "fixtures" / "kernelbench" / "linear_relu.py"
+    small, big = load_task(f"{path}?batch_size=8"), load_task(f"{path}?batch_size=16")
+    assert evaluators.bundle(small)[0].digest != evaluators.bundle(big)[0].digest
+    assert evaluators.bundle(small)[0].task.extra != evaluators.bundle(big)[0].task.extra
+
+
+def test_task_files_on_a_node_are_restored_from_the_bundle(tmp_path):
+    """A file of the node's cached copy rewritten (by a candidate judged there earlier) is written
+    back from the driver's bytes the next time the task is unpacked; linked folders travel too."""
+    import shutil
+
+    from kerneldisc.ray_cluster import bundle_task, unpack_task
+    from kerneldisc.task import load_task
+
+    folder = tmp_path / "task" / "vectoradd"
+    shutil.copytree(REPO / "reference_kernels" / "vectoradd", folder)
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "table.txt").write_text("1 2 3\n")
+    (folder / "data").symlink_to(tmp_path / "shared", target_is_directory=True)
+    bundle = bundle_task(load_task(folder))
+    assert "data/table.txt" in {name for name, _ in bundle.files}
+    first = unpack_task(bundle, tmp_path / "cache")
+    original = (first.path / "reference.py").read_text()
+    (first.path / "reference.py").write_text("def ref_kernel(data):\n    return 0\n")
+    again = unpack_task(bundle, tmp_path / "cache")
+    assert (again.path / "reference.py").read_text() == original
+    assert again.files_digest == first.files_digest and (again.path / "data" / "table.txt").is_file()
+
+
+def test_a_run_begun_without_ray_keeps_its_reference_when_resumed_on_a_cluster(cluster, tmp_path):
+    import socket
+
+    cfg = _config(tmp_path, tmp_path / "run", REPLIES, steps=1)
+    run_discovery(cfg, echo=lambda _: None)
+    before = (tmp_path / "run" / "reference.json").read_text()
+    said: list[str] = []
+    run_discovery(make_config({**cfg.to_dict(), "steps": 2, "ray": cluster.address}), resume=tmp_path / "run",
+                  echo=said.append)  # fmt: skip
+    assert (tmp_path / "run" / "reference.json").read_text() == before
+    assert not any("timing the reference" in line for line in said), said
+    references = json.loads((tmp_path / "run" / "references.json").read_text())
+    assert list(references) == [f"cpu@{socket.gethostname()}"]
+    assert all("judged_by" in r for r in _rows(tmp_path / "run") if r["step"] == 2 and r["status"] != "gated")
 
 
 def test_bad_addresses_and_impossible_requests_are_one_line_errors(cluster, tmp_path):
