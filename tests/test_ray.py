@@ -176,6 +176,8 @@ def test_a_bench_suite_runs_its_entries_across_nodes(cluster, tmp_path, monkeypa
     monkeypatch.setenv("KERNELDISC_CACHE", str(tmp_path / "cache"))
     (tmp_path / "torch_add.py").write_text(TORCH_ADD)
     (tmp_path / "slower_add.py").write_text(SLOWER_ADD)
+    script = tmp_path / "replies.yml"
+    script.write_text(yaml.safe_dump(REPLIES[:2]))
     suite_file = tmp_path / "suite.yml"
     suite_file.write_text(
         yaml.safe_dump(
@@ -185,6 +187,18 @@ def test_a_bench_suite_runs_its_entries_across_nodes(cluster, tmp_path, monkeypa
                 "entries": [
                     {"name": "one", "task": "vectoradd", "eval": ["torch_add.py", "slower_add.py"]},
                     {"name": "two", "task": "vectoradd", "eval": ["@submission"]},
+                    {
+                        "name": "three",
+                        "task": "vectoradd",
+                        "discover": {
+                            "policy": "scripted",
+                            "script": str(script),
+                            "train": False,
+                            "steps": 1,
+                            "groups": 1,
+                            "group_size": 2,
+                        },
+                    },
                 ],
             }
         )
@@ -201,6 +215,11 @@ def test_a_bench_suite_runs_its_entries_across_nodes(cluster, tmp_path, monkeypa
             nodes.add(verdict["judged_by"]["node"])
         assert (tmp_path / "out" / "entries" / name / "references.json").is_file()
     assert len(nodes) == 2, "entries' evaluations ran on both nodes"
+    run = tmp_path / "out" / "entries" / "three" / "run"
+    rows = [r for r in _rows(run) if r["step"] == 1]
+    assert read_outcome(tmp_path / "out", "three")["status"] == "done" and len(rows) == 2
+    assert all(r["judged_by"]["group"] for r in rows if r["status"] != "gated")
+    assert json.loads((run / "summary.json").read_text())["device"] == "cpu"
 
 
 class _DiesOnCue(EvaluatorActor):
