@@ -350,7 +350,7 @@ def run_suite(
     if gpus is None:  # "cuda" spreads entries over every visible GPU; "cuda:N" pins them to one
         gpus = visible_gpus() if device == "cuda" and cluster is None else []
     if cluster is not None:
-        _run_on_ray(todo, out_dir, device, kind, cluster, ray, echo)
+        _run_on_ray(todo, out_dir, suite.device, kind, cluster, ray, echo)
     elif len(gpus) > 1:
         _run_parallel(todo, out_dir, device, gpus, echo)
     else:
@@ -555,8 +555,9 @@ def _run_on_ray(entries: list[Entry], out_dir: Path, device: str, kind: str, clu
     the cluster's evaluators, so as many entries as evaluators keep them all busy); `discover`
     entries one after another on this thread meanwhile: each holds a sampler and a trainer on
     this machine and draws from process-wide generators, and a Ctrl-C reaches it as it would
-    without Ray. `device` is this machine's (discoveries sample and train on it), `kind` where the
-    cluster evaluates."""
+    without Ray. `device` is the suite's setting (`auto` included), from which each discovery
+    decides, as `discover --ray` does, where it samples and where the cluster evaluates; `kind`
+    is where the eval entries' evaluations run."""
     pool = ThreadPoolExecutor(max_workers=max(1, cluster.count), thread_name_prefix="kerneldisc-bench")
 
     def one(entry: Entry) -> None:

@@ -61,7 +61,6 @@ class EvaluatorActor:
                 f"{digest}): install the same version on every node"
             )
         self.device = "cuda:0" if kind == "cuda" else "cpu"  # Ray's CUDA_VISIBLE_DEVICES: its one GPU
-        self.tasks: dict[str, Task] = {}
 
     def identity(self) -> dict[str, Any]:
         import ray
@@ -89,10 +88,13 @@ class EvaluatorActor:
 
         return evaluate(self._task(bundle), code, replace(cfg, device=self.device), reference=reference)
 
+    def ping(self) -> bool:
+        return True
+
     def _task(self, bundle: TaskBundle) -> Task:
-        if bundle.digest not in self.tasks:
-            self.tasks[bundle.digest] = unpack_task(bundle)
-        return self.tasks[bundle.digest]
+        """The task as the driver sent it, every time: its cached files are compared with the
+        bundle's and restored where a candidate judged here earlier rewrote them."""
+        return unpack_task(bundle)
 
 
 def _gpu_name() -> str:
@@ -227,10 +229,16 @@ class RayEvaluators:
             return
         self._idle.put(slot)
 
-    def _take(self) -> Slot:
+    def _take(self, avoid: frozenset[str] = frozenset()) -> Slot:
+        """A free evaluator; one on a node in `avoid` (where this candidate already failed) only
+        when no other node has an evaluator alive."""
+        passed = 0
         while True:
+            with self._lock:
+                if self._closed:
+                    raise _ClusterError("the Ray evaluators were closed")
             try:
-                return self._idle.get(timeout=1.0)
+                slot = self._idle.get(timeout=1.0)
             except queue.Empty:
                 self._refill()
                 with self._lock:
@@ -239,6 +247,16 @@ class RayEvaluators:
                             f"no evaluator is left in the Ray cluster at {self.address} "
                             f"(last error: {self._errors[-1] if self._errors else 'none'})"
                         ) from None
+                continue
+            if slot.info["node"] not in avoid or passed > 2 * self.count or not self._elsewhere(avoid):
+                return slot
+            self._idle.put(slot)  # another node's evaluator may free up: let it take this one
+            passed += 1
+            time.sleep(0.05)
+
+    def _elsewhere(self, avoid: frozenset[str]) -> bool:
+        with self._lock:
+            return any(s.info["node"] not in avoid for s in self._alive.values())
 
     def _refill(self) -> None:
         """Evaluators whose replacement could not be placed (a node preempted, rebooting) are
@@ -270,7 +288,7 @@ class RayEvaluators:
         """Whether an idle evaluator is still there: one that died while idle (its node lost
         between steps) must not count against the next candidate it would have judged."""
         try:
-            self.ray.get(slot.handle.identity.remote(), timeout=PING_TIMEOUT_S)
+            self.ray.get(slot.handle.ping.remote(), timeout=PING_TIMEOUT_S)
             return True
         except Exception:
             return False
@@ -309,14 +327,19 @@ class RayEvaluators:
                     if references.setdefault(group, known) is known and on_new is not None:
                         on_new(group, known)
                 return group, references[group]
-            except _LOST_ERRORS as exc:
+            except (*_LOST_ERRORS, _NodeFailed) as exc:
                 self._lost(slot, exc)
                 with self._lock:
                     self._reference_losses[key] = losses = self._reference_losses.get(key, 0) + 1
                 if losses >= REFERENCE_LOSSES:
+                    what = (
+                        f"failed on {losses} evaluators ({exc})"
+                        if isinstance(exc, _NodeFailed)
+                        else (f"killed {losses} evaluators")
+                    )
                     raise TaskError(
-                        f"timing the reference of {task.name} killed {losses} evaluators "
-                        f"(the last on {describe(slot.info)}); the task's reference cannot run there"
+                        f"timing the reference of {task.name} {what}, the last on {describe(slot.info)}; "
+                        "the task's reference cannot run there"
                     ) from None
                 if not own:
                     raise _EvaluatorLost from exc
@@ -341,11 +364,10 @@ class RayEvaluators:
             except KerneldiscError as exc:  # the task's own error, said as it would be locally
                 raise _unwrapped(exc) from None
             except Exception as exc:  # the node could not run it at all (its disk, its Python)
-                raise _ClusterError(
-                    f"timing the reference of {task.name} on {describe(slot.info)} failed: {_first_line(exc)}"
-                ) from None
+                raise _NodeFailed(f"{type(exc).__name__}: {_first_line(exc)}") from None
             with self._lock:
                 self._references[key] = known
+                self._reference_losses.pop(key, None)
             self.echo(f"reference on {slot.info['device_name']}: {known.runtime_us:.1f} µs")
             return known
 
@@ -362,9 +384,13 @@ class RayEvaluators:
         waited = busy = 0.0
         while True:
             asked = time.monotonic()
-            slot = self._take()
+            slot = self._take(frozenset(s.info["node"] for s, _, _ in failures))
             started = time.monotonic()
             waited += started - asked
+            if not self._answers(slot):
+                self._lost(slot, "found dead while idle")
+                busy += time.monotonic() - started
+                continue
             try:
                 group, reference = self.reference(task, cfg, references, slot, on_new_reference)
             except _EvaluatorLost:
@@ -374,10 +400,6 @@ class RayEvaluators:
                 if id(slot) in self._alive:
                     self._idle.put(slot)
                 raise
-            if not self._answers(slot):
-                self._lost(slot, "found dead while idle")
-                busy += time.monotonic() - started
-                continue
             refusal = None
             try:
                 verdict = self.ray.get(slot.handle.evaluate.remote(ref_obj, code, cfg, reference))
@@ -402,8 +424,13 @@ class RayEvaluators:
             if len(failures) < WORKER_DEATHS_TO_CRASH:
                 continue
             said = {str(r) for _, _, r in failures}
-            if all(r is not None for _, _, r in failures) and len(said) == 1:
-                raise failures[-1][2]  # the same refusal everywhere: the run's error, not a node's
+            nodes = {s.info["node"] for s, _, _ in failures}
+            if (
+                all(r is not None for _, _, r in failures)
+                and len(said) == 1
+                and (len(nodes) > 1 or not self._elsewhere(frozenset(nodes)))
+            ):
+                raise failures[-1][2]  # the same refusal on every node: the run's error, not a node's
             verdict = Verdict(
                 task=task.name, candidate="<code>", device=cfg.device, status="crash",
                 message=f"its evaluation failed on {len(failures)} evaluators, each replaced: "
@@ -418,6 +445,8 @@ class RayEvaluators:
             self._closed = True
             slots = list(self._alive.values())
             self._alive.clear()
+        while not self._idle.empty():
+            self._idle.get_nowait()
         for slot in slots:
             try:
                 self.ray.kill(slot.handle)
@@ -431,6 +460,11 @@ class _ClusterError(KerneldiscError):
 
 class _EvaluatorLost(Exception):
     pass
+
+
+class _NodeFailed(Exception):
+    """An evaluator's node could not do its part (its disk, its Python): the evaluator is
+    replaced, like a lost one."""
 
 
 def _where(slot: Slot) -> dict[str, Any]:
@@ -471,7 +505,10 @@ def connect(address: str, kind: str, workers: int = 0, echo: Callable[[str], Non
     entries and their discoveries share one set rather than competing for the cluster."""
     with _shared_lock:
         found = _shared.get((address, kind))
-        if found is None or not found.alive():
+        if found is not None and not found.alive() and not found._starting:  # every evaluator gone
+            found.close()
+            found = None
+        if found is None:
             found = _shared[(address, kind)] = RayEvaluators(address, kind, workers, echo)
         return found
 

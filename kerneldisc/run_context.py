@@ -206,8 +206,9 @@ def _ray_pool(cfg, run: RunFolder, task: Task, eval_cfg: EvalConfig, cluster, ec
 
     def keep(group: str, reference: ReferenceTiming) -> None:
         with lock:
-            _comparable(cfg, [*references, group])
-            run.save_references({g: r.to_dict() for g, r in references.items()})
+            known = references.copy()  # one C-level copy: other evaluations may add a group meanwhile
+            _comparable(cfg, [*known, group])
+            run.save_references({g: r.to_dict() for g, r in known.items()})
 
     if first is not None:
         reference = ReferenceTiming.from_dict(first)

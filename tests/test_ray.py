@@ -303,6 +303,43 @@ def test_a_reference_that_kills_its_workers_is_the_tasks_error(dying, tmp_path):
         evaluators.judge(load_task(folder), TORCH_ADD, EvalConfig(device="cpu", timeout_s=90), {})
 
 
+class _RefusesOnOneNode(EvaluatorActor):
+    """An evaluator that refuses every evaluation on one node (as a node whose GPU is gone does)."""
+
+    bad_node = ""
+
+    def evaluate(self, bundle, code, cfg, reference):
+        import ray as ray_
+
+        from kerneldisc.errors import ConfigError
+
+        if ray_.get_runtime_context().get_node_id() == self.bad_node:
+            raise ConfigError("torch sees no CUDA GPU on this node")
+        return super().evaluate(bundle, code, cfg, reference)
+
+
+def test_a_node_that_refuses_every_evaluation_neither_stops_the_run_nor_fails_a_candidate(cluster):
+    from ray import cloudpickle
+
+    from kerneldisc.evaluate import EvalConfig
+    from kerneldisc.task import load_task
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    disconnect()
+    _RefusesOnOneNode.bad_node = list(cluster.worker_nodes)[0].node_id
+    said: list[str] = []
+    evaluators = RayEvaluators(cluster.address, "cpu", 2, said.append, actor=_RefusesOnOneNode)
+    try:
+        task, cfg, references = load_task("vectoradd"), EvalConfig(device="cpu", timeout_s=90), {}
+        for code in (TORCH_ADD, SLOWER_ADD, TORCH_ADD + "# again\n"):
+            judged = evaluators.judge(task, code, cfg, references)
+            assert judged.verdict.status == "ok", judged.verdict.message
+            assert judged.verdict.judged_by["node"] != _RefusesOnOneNode.bad_node
+            _wait_for(evaluators, 2)
+    finally:
+        evaluators.close()
+
+
 def test_kernelbench_options_are_separate_tasks_on_the_nodes(cluster):
     from kerneldisc.task import load_task
 
