@@ -15,6 +15,7 @@ each rollout gets exactly one verdict.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import queue
 import socket
@@ -160,6 +161,10 @@ class RayEvaluators:
         self._errors: list[str] = []
         self._failed_starts = 0
         self._closed = False
+        self._spawners: list[threading.Thread] = []
+        # Before Ray's own exit handler (registered by ray.init, earlier: atexit runs last-in
+        # first-out), so no thread of ours is inside Ray when it shuts down.
+        atexit.register(self.close)
         self._refilled = time.monotonic()
         self._reference_losses: dict[tuple[str, str], int] = {}
         starts = [self._start_one() for _ in range(self.count)]
@@ -193,11 +198,12 @@ class RayEvaluators:
             with self._lock:
                 self._starting += 1
         thread = threading.Thread(target=self._spawn, name="kerneldisc-ray-start", daemon=True)
+        with self._lock:
+            self._spawners = [t for t in self._spawners if t.is_alive()] + [thread]
         thread.start()
         return thread
 
     def _spawn(self) -> None:
-        ray = self.ray
         try:
             options: dict[str, Any] = {
                 "num_cpus": 1,
@@ -209,7 +215,7 @@ class RayEvaluators:
             if self.kind == "cuda":  # CUDA numbers GPUs as NVML does, so _gpu_name reads the right one
                 options["runtime_env"] = {"env_vars": {"CUDA_DEVICE_ORDER": "PCI_BUS_ID"}}
             handle = self._actor_class.options(**options).remote(self.digest, self.kind)
-            info = ray.get(handle.identity.remote(), timeout=START_TIMEOUT_S)
+            info = self._ready(handle)
         except BaseException as exc:  # incl. the SystemExit Ray raises here when it shuts down meanwhile
             self._errors.append(str(exc).strip().splitlines()[-1][:300] if str(exc).strip() else repr(exc))
             log.warning("a Ray evaluator could not start: %s", exc)
@@ -228,6 +234,23 @@ class RayEvaluators:
             self.ray.kill(handle)
             return
         self._idle.put(slot)
+
+    def _ready(self, handle) -> dict[str, Any]:
+        """The new evaluator's identity once it is placed and started. Waited for in short slices,
+        so that close() never leaves this thread inside Ray while Ray shuts down (Ray's core
+        worker crashes the process when a thread still waits in it)."""
+        ray = self.ray
+        pending = handle.identity.remote()
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self._closed:
+                ray.kill(handle)
+                raise RuntimeError("closed while the evaluator was starting")
+            done, _ = ray.wait([pending], timeout=0.5)
+            if done:
+                return ray.get(pending)
+        ray.kill(handle)
+        raise TimeoutError(f"not placed and ready within {START_TIMEOUT_S:g} s")
 
     def _take(self, avoid: frozenset[str] = frozenset()) -> Slot:
         """A free evaluator; one on a node in `avoid` (where this candidate already failed) only
@@ -452,6 +475,8 @@ class RayEvaluators:
                 self.ray.kill(slot.handle)
             except Exception:
                 pass
+        for thread in list(self._spawners):  # each leaves within one wait slice once closed
+            thread.join(timeout=10)
 
 
 class _ClusterError(KerneldiscError):
