@@ -330,12 +330,10 @@ def run_suite(
     device = resolve_device(suite.device)
     cluster, kind = None, device
     if ray is not None:  # an unreachable cluster is an error before the output folder exists
-        from kerneldisc.ray_cluster import init, shape
-        from kerneldisc.ray_evaluators import connect
+        from kerneldisc.ray_evaluators import join
 
-        init(ray)
-        kind = "cuda" if device != "cpu" or (suite.device == "auto" and shape().gpus >= 1) else "cpu"
-        cluster = connect(ray, kind, 0, echo)
+        cluster = join(ray, device, suite.device, 0, echo)
+        kind = cluster.kind
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "suite.yml").write_text(yaml.safe_dump(suite.to_dict(), sort_keys=False))
     if cluster is None or (kind == "cpu") == (device == "cpu"):  # this machine is like the evaluators'

@@ -96,7 +96,6 @@ class RayEvaluationPool(EvaluationPool):
                  on_new_reference: Callable[[str, ReferenceTiming], None] | None = None) -> None:  # fmt: skip
         self.task, self.base_cfg, self.reward_kind = task, eval_cfg, reward_kind
         self.evaluators, self.references, self.on_new_reference = evaluators, references, on_new_reference
-        self.reference = None  # one per group, in self.references
         self.pool = ThreadPoolExecutor(max_workers=evaluators.count, thread_name_prefix="kerneldisc-ray")
         self.stats = {}
 

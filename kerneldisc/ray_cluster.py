@@ -62,10 +62,10 @@ def init(address: str) -> None:
         )
     except ConnectionError as exc:
         raise ConfigError(
-            f"--ray {address}: cannot connect to a Ray cluster there ({_first_line(exc)})"
+            f"--ray {address}: cannot connect to a Ray cluster there ({first_line(exc)})"
         ) from None
     except Exception as exc:  # Ray raises several types for a bad or silent address
-        raise ConfigError(f"--ray {address}: cannot start or join Ray ({_first_line(exc)})") from None
+        raise ConfigError(f"--ray {address}: cannot start or join Ray ({first_line(exc)})") from None
 
 
 def _probe(address: str) -> None:
@@ -251,7 +251,8 @@ def _shipped_files(task: Task) -> list[Path]:
     return sorted({*own, *task_files(task)})
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """An error's first line, bounded (Ray's carry remote tracebacks), or its type's name."""
     text = str(exc).strip().splitlines()
     return text[0][:300] if text else type(exc).__name__
 

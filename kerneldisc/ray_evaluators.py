@@ -33,6 +33,7 @@ from kerneldisc.ray_cluster import (
     bundle_task,
     describe,
     evaluator_count,
+    first_line,
     init,
     require_ray,
     shape,
@@ -387,7 +388,7 @@ class RayEvaluators:
             except KerneldiscError as exc:  # the task's own error, said as it would be locally
                 raise _unwrapped(exc) from None
             except Exception as exc:  # the node could not run it at all (its disk, its Python)
-                raise _NodeFailed(f"{type(exc).__name__}: {_first_line(exc)}") from None
+                raise _NodeFailed(f"{type(exc).__name__}: {first_line(exc)}") from None
             with self._lock:
                 self._references[key] = known
                 self._reference_losses.pop(key, None)
@@ -431,11 +432,11 @@ class RayEvaluators:
                 self._lost(slot, exc)
             except KerneldiscError as exc:  # that node refused (no GPU there, its task files altered)
                 refusal = _unwrapped(exc)
-                why = f"{describe(slot.info)}: {_first_line(refusal)}"
+                why = f"{describe(slot.info)}: {first_line(refusal)}"
                 self._lost(slot, refusal)
             except Exception as exc:  # the evaluator's machinery failed on that node
                 log.warning("evaluator failed on %s", describe(slot.info), exc_info=True)
-                why = f"{describe(slot.info)}: evaluator failed ({_first_line(exc)})"
+                why = f"{describe(slot.info)}: evaluator failed ({first_line(exc)})"
                 self._lost(slot, exc)
             else:
                 busy += time.monotonic() - started
@@ -496,11 +497,6 @@ def _where(slot: Slot) -> dict[str, Any]:
     return {k: slot.info[k] for k in ("node", "host", "device_name", "group")}
 
 
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0][:300] if lines else type(exc).__name__
-
-
 def _unwrapped(exc: KerneldiscError) -> KerneldiscError:
     """Ray re-raises an actor's exception as a subclass of both RayTaskError and its own type,
     with the remote traceback in its message; the user gets the error itself, as without Ray."""
@@ -536,6 +532,16 @@ def connect(address: str, kind: str, workers: int = 0, echo: Callable[[str], Non
         if found is None:
             found = _shared[(address, kind)] = RayEvaluators(address, kind, workers, echo)
         return found
+
+
+def join(address: str, device: str, setting: str, workers: int = 0,
+         echo: Callable[[str], None] = print) -> RayEvaluators:  # fmt: skip
+    """The evaluators of the cluster at `address` for a run on `device` (this machine's, resolved
+    from the user's `setting`): GPU evaluations when this machine runs on a GPU, or when it is
+    left to choose (`auto`) and the cluster has GPUs; CPU ones otherwise."""
+    init(address)
+    kind = "cuda" if device != "cpu" or (setting == "auto" and shape().gpus >= 1) else "cpu"
+    return connect(address, kind, workers, echo)
 
 
 def disconnect() -> None:

@@ -160,17 +160,13 @@ def _reference(run: RunFolder, task: Task, eval_cfg: EvalConfig, echo) -> Refere
 
 
 def _cluster(cfg: DiscoverConfig, device: str, task: Task, echo):
-    """The Ray cluster's evaluators (`--ray`), or None. GPU evaluations when this machine runs on
-    a GPU, or when it is left to choose (`auto`) and the cluster has GPUs; CPU ones otherwise.
+    """The Ray cluster's evaluators (`--ray`), or None (ray_evaluators.join says which kind).
     The task is packed for the nodes here too, so a task too big to send fails before any write."""
     if cfg.ray is None:
         return None
-    from kerneldisc.ray_cluster import init, shape
-    from kerneldisc.ray_evaluators import connect
+    from kerneldisc.ray_evaluators import join
 
-    init(cfg.ray)
-    kind = "cuda" if device != "cpu" or (cfg.device == "auto" and shape().gpus >= 1) else "cpu"
-    cluster = connect(cfg.ray, kind, cfg.eval_workers, echo)
+    cluster = join(cfg.ray, device, cfg.device, cfg.eval_workers, echo)
     _comparable(cfg, cluster.groups())
     cluster.bundle(task)
     return cluster
